@@ -1,0 +1,1 @@
+//! ch01-blocking-io (placeholder)

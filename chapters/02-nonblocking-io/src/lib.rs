@@ -1,0 +1,1 @@
+//! ch02-nonblocking-io (placeholder)

@@ -1,0 +1,100 @@
+//! The things scenarios and tests watch: connected sockets, pipes, a loopback
+//! listener, a regular file. Each is created for real and named, and says so
+//! in the transcript (`socketpair(AF_UNIX, SOCK_STREAM) -> (a, b)`).
+
+use std::fs::File;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+
+use crate::names::{name, name_of};
+use crate::trace::emit;
+
+/// A connected pair of Unix stream sockets, named `a` and `b`
+/// ([socketpair(2)](https://man7.org/linux/man-pages/man2/socketpair.2.html)).
+/// Both are blocking, like every new socket.
+pub fn socketpair(a: &str, b: &str) -> io::Result<(UnixStream, UnixStream)> {
+    let (left, right) = UnixStream::pair()?;
+    name(&left, a);
+    name(&right, b);
+    emit("socketpair", || {
+        format!(
+            "socketpair(AF_UNIX, SOCK_STREAM) -> ({}, {})",
+            name_of(left.as_raw_fd()),
+            name_of(right.as_raw_fd())
+        )
+    });
+    Ok((left, right))
+}
+
+/// A pipe: `(read end, write end)`
+/// ([pipe(2)](https://man7.org/linux/man-pages/man2/pipe.2.html)).
+pub fn pipe(read_end: &str, write_end: &str) -> io::Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = nix::unistd::pipe()?;
+    name(&r, read_end);
+    name(&w, write_end);
+    emit("pipe", || {
+        format!(
+            "pipe() -> ({}, {})",
+            name_of(r.as_raw_fd()),
+            name_of(w.as_raw_fd())
+        )
+    });
+    Ok((r, w))
+}
+
+/// A TCP listener on 127.0.0.1 with a port the kernel picks (never
+/// 0.0.0.0: nothing here should be reachable from another machine).
+/// The port is not printed: it differs on every run.
+pub fn listener(listener_name: &str) -> io::Result<TcpListener> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    name(&listener, listener_name);
+    emit("listen", || {
+        format!(
+            "socket+bind+listen(127.0.0.1:0) -> {}",
+            name_of(listener.as_raw_fd())
+        )
+    });
+    Ok(listener)
+}
+
+/// A client connected to `addr`, named `client_name`
+/// ([connect(2)](https://man7.org/linux/man-pages/man2/connect.2.html)).
+/// On loopback the handshake completes inside connect, so the connection is
+/// already in the listener's accept queue when this returns.
+pub fn connect(addr: SocketAddr, client_name: &str) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect(addr)?;
+    name(&stream, client_name);
+    emit("connect", || {
+        format!("connect(listener's address) -> {}", name_of(stream.as_raw_fd()))
+    });
+    Ok(stream)
+}
+
+/// A regular file holding `contents`: a new file in the temporary directory,
+/// unlinked at once so nothing is left behind when the process exits.
+pub fn regular_file(file_name: &str, contents: &[u8]) -> io::Result<File> {
+    use std::io::{Seek, Write};
+    let path = std::env::temp_dir().join(format!(
+        "epoll-lab-{}-{}",
+        std::process::id(),
+        file_name
+    ));
+    let mut file = File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    file.write_all(contents)?;
+    file.rewind()?;
+    name(&file, file_name);
+    emit("open", || {
+        format!(
+            "open(a new temporary file, O_RDWR) -> {}",
+            name_of(file.as_fd().as_raw_fd())
+        )
+    });
+    Ok(file)
+}

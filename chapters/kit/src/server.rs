@@ -1,0 +1,154 @@
+//! A chapter's `serve` command, run as a real process for its tests.
+//!
+//! [`ServerProcess::start`] runs the binary with `serve --addr 127.0.0.1:0`
+//! (plus any flags), reads the address it prints on its first line, and
+//! collects the rest of its log. The process is killed when the value is
+//! dropped, so a failing test never leaves a server behind.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long a server gets to print its address or stop.
+pub const STARTUP_LIMIT: Duration = Duration::from_secs(10);
+
+/// A running `serve` process.
+pub struct ServerProcess {
+    child: Child,
+    /// The address the server printed on its first line.
+    pub addr: SocketAddr,
+    lines: Receiver<String>,
+    log: Vec<String>,
+}
+
+impl ServerProcess {
+    /// Starts `binary serve --addr 127.0.0.1:0 EXTRA...` and waits for its
+    /// first line, `listening on 127.0.0.1:PORT`. Panics with what it saw if
+    /// the line does not come within [`STARTUP_LIMIT`].
+    pub fn start(binary: &Path, extra_args: &[&str]) -> ServerProcess {
+        let mut child = Command::new(binary)
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {}: {e}", binary.display()));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (send, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = match lines.recv_timeout(STARTUP_LIMIT) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "{} serve printed no first line within {STARTUP_LIMIT:?}; \
+                     a server must print `listening on ADDR` as soon as it is bound",
+                    binary.display()
+                );
+            }
+        };
+        let addr = first
+            .rsplit(' ')
+            .next()
+            .and_then(|word| word.parse().ok())
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                panic!("the first line should be `listening on ADDR`, it was {first:?}")
+            });
+        ServerProcess {
+            child,
+            addr,
+            lines,
+            log: vec![first],
+        }
+    }
+
+    /// The server's process id (for `/proc/PID/...`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until the server logs a line for which `wanted` is true and
+    /// returns it; panics with `expected` and the log so far after `limit`.
+    pub fn wait_for_line(
+        &mut self,
+        limit: Duration,
+        expected: &str,
+        wanted: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if wanted(&line) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => panic!(
+                    "waited {limit:?} for the server to log {expected}; its log so far:\n{}",
+                    self.log.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Every line the server has logged so far (the first is the address).
+    pub fn log(&mut self) -> &[String] {
+        while let Ok(line) = self.lines.try_recv() {
+            self.log.push(line);
+        }
+        &self.log
+    }
+
+    /// What the server's descriptors point to right now, from
+    /// `/proc/PID/fd` (e.g. `socket:[12345]`, `anon_inode:[eventpoll]`).
+    pub fn open_fds(&self) -> Vec<String> {
+        let dir = format!("/proc/{}/fd", self.pid());
+        let mut targets: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot read {dir}: {e}"))
+            .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+            .map(|target| target.display().to_string())
+            .collect();
+        targets.sort();
+        targets
+    }
+
+    /// Sends SIGINT (what Ctrl-C sends) and waits for the process to end;
+    /// panics if it is still running after [`STARTUP_LIMIT`].
+    pub fn interrupt(mut self) -> ExitStatus {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        let _ = kill(Pid::from_raw(self.pid() as i32), Signal::SIGINT);
+        let deadline = Instant::now() + STARTUP_LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the server") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!("the server was still running {STARTUP_LIMIT:?} after SIGINT (Ctrl-C)");
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

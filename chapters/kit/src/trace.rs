@@ -1,0 +1,374 @@
+//! Traced system calls: the kernel speaks, not us.
+//!
+//! Each wrapper makes the real call, then prints one transcript line built
+//! from the real arguments and the real result, for example
+//! `read(conn, 64) -> EAGAIN (Resource temporarily unavailable)`.
+//! A scenario never `println!`s what a call returned; it calls these.
+//!
+//! Printing is per thread and off until [`enable`] is called, so a scenario's
+//! main thread can speak while helper threads (a peer, a server) stay quiet
+//! and the transcript stays deterministic. Every wrapper also counts itself
+//! ([`count_of`]), printing or not, so a chapter can show how many calls a
+//! loop really made; [`quietly`] runs a noisy loop without printing it.
+//!
+//! The wrappers return exactly what nix returns; they never retry EINTR or
+//! hide an error, because the lesson is often the error.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::select::FdSet;
+use nix::sys::socket::Shutdown;
+use nix::sys::time::{TimeVal, TimeValLike};
+
+use crate::names::{name_of, number_of};
+
+thread_local! {
+    static PRINTING: Cell<bool> = const { Cell::new(false) };
+    static COUNTS: RefCell<BTreeMap<&'static str, u64>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+/// From now on, traced calls made by *this thread* print their line.
+pub fn enable() {
+    PRINTING.set(true);
+}
+
+/// Runs `f` with this thread's printing off (calls are still counted).
+pub fn quietly<R>(f: impl FnOnce() -> R) -> R {
+    let was = PRINTING.replace(false);
+    let result = f();
+    PRINTING.set(was);
+    result
+}
+
+/// How many times this thread made the traced call `call` (e.g. `"read"`).
+pub fn count_of(call: &str) -> u64 {
+    COUNTS.with_borrow(|counts| counts.get(call).copied().unwrap_or(0))
+}
+
+/// Sets all of this thread's call counts back to zero.
+pub fn reset_counts() {
+    COUNTS.with_borrow_mut(|counts| counts.clear());
+}
+
+/// Counts one `call` and, if this thread prints, prints the line `line()`
+/// builds. Chapters use it to trace a call lab-kit does not wrap yet.
+pub fn emit(call: &'static str, line: impl FnOnce() -> String) {
+    COUNTS.with_borrow_mut(|counts| *counts.entry(call).or_insert(0) += 1);
+    if PRINTING.get() {
+        println!("{}", line());
+    }
+}
+
+/// Prints commentary: each line of `text` prefixed with `# `. Commentary
+/// explains; it never states what a call returned (the traced line does).
+pub fn note(text: &str) {
+    if PRINTING.get() {
+        for line in text.lines() {
+            if line.is_empty() {
+                println!("#");
+            } else {
+                println!("# {line}");
+            }
+        }
+    }
+}
+
+/// Prints an empty line, to separate the steps of a scenario.
+pub fn blank() {
+    if PRINTING.get() {
+        println!();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// How values look in a transcript.
+
+/// `EAGAIN (Resource temporarily unavailable)`.
+pub fn errno(e: Errno) -> String {
+    format!("{e:?} ({})", e.desc())
+}
+
+/// `ok(value)` for success, [`errno`] for failure.
+pub fn result<T>(r: &nix::Result<T>, ok: impl FnOnce(&T) -> String) -> String {
+    match r {
+        Ok(value) => ok(value),
+        Err(e) => errno(*e),
+    }
+}
+
+/// Bytes as a quoted string with escapes; long buffers are shortened and
+/// their length given, so a 16 KiB read is one readable line.
+pub fn bytes(data: &[u8]) -> String {
+    const SHOWN: usize = 24;
+    let escaped: String = data
+        .iter()
+        .take(SHOWN)
+        .flat_map(|&b| std::ascii::escape_default(b))
+        .map(char::from)
+        .collect();
+    if data.len() > SHOWN {
+        format!("\"{escaped}\"... ({} bytes)", data.len())
+    } else {
+        format!("\"{escaped}\"")
+    }
+}
+
+/// File status flags as `O_RDWR|O_NONBLOCK`: the access mode first, then the
+/// other flags by name, then any bits nix has no name for, in hex.
+pub fn oflags(flags: OFlag) -> String {
+    let access = match flags & OFlag::O_ACCMODE {
+        mode if mode == OFlag::O_WRONLY => "O_WRONLY",
+        mode if mode == OFlag::O_RDWR => "O_RDWR",
+        _ => "O_RDONLY",
+    };
+    let mut parts = vec![access.to_string()];
+    let mut rest = flags - OFlag::O_ACCMODE;
+    // O_LARGEFILE is forced on by 64-bit kernels and is noise here; nix names
+    // it 0 on x86-64, so mask its kernel value (0o100000) explicitly.
+    rest = OFlag::from_bits_retain(rest.bits() & !0o100000);
+    for (name, flag) in rest.iter_names() {
+        parts.push(name.to_string());
+        rest.remove(flag);
+    }
+    if !rest.is_empty() {
+        parts.push(format!("{:#x}", rest.bits()));
+    }
+    parts.join("|")
+}
+
+/// Poll flags in one fixed order, `POLLIN|POLLHUP`, or `0` for none.
+pub fn poll_flags(flags: PollFlags) -> String {
+    const ORDER: [(PollFlags, &str); 10] = [
+        (PollFlags::POLLIN, "POLLIN"),
+        (PollFlags::POLLPRI, "POLLPRI"),
+        (PollFlags::POLLOUT, "POLLOUT"),
+        (PollFlags::POLLRDNORM, "POLLRDNORM"),
+        (PollFlags::POLLRDBAND, "POLLRDBAND"),
+        (PollFlags::POLLWRNORM, "POLLWRNORM"),
+        (PollFlags::POLLWRBAND, "POLLWRBAND"),
+        (PollFlags::POLLERR, "POLLERR"),
+        (PollFlags::POLLHUP, "POLLHUP"),
+        (PollFlags::POLLNVAL, "POLLNVAL"),
+    ];
+    let mut parts: Vec<String> = ORDER
+        .iter()
+        .filter(|(flag, _)| flags.contains(*flag))
+        .map(|(_, name)| name.to_string())
+        .collect();
+    let known = ORDER.iter().fold(PollFlags::empty(), |acc, (f, _)| acc | *f);
+    let unknown = flags.bits() & !known.bits();
+    if unknown != 0 {
+        parts.push(format!("{unknown:#x}"));
+    }
+    if parts.is_empty() {
+        "0".to_string()
+    } else {
+        parts.join("|")
+    }
+}
+
+/// A timeout: `0`, `250ms`, `2s`, or `NULL` (block until something happens).
+pub fn timeout(t: Option<Duration>) -> String {
+    match t {
+        None => "NULL".to_string(),
+        Some(d) if d.is_zero() => "0".to_string(),
+        Some(d) if d.subsec_millis() == 0 => format!("{}s", d.as_secs()),
+        Some(d) => format!("{}ms", d.as_millis()),
+    }
+}
+
+fn raw(fd: &impl AsFd) -> RawFd {
+    fd.as_fd().as_raw_fd()
+}
+
+// ---------------------------------------------------------------------------
+// The calls.
+
+/// [read(2)](https://man7.org/linux/man-pages/man2/read.2.html):
+/// `read(conn, 64) -> 5 "hello"`, `-> 0 (end of file)`, `-> EAGAIN (...)`.
+pub fn read(fd: impl AsFd, buf: &mut [u8]) -> nix::Result<usize> {
+    let r = nix::unistd::read(&fd, buf);
+    emit("read", || {
+        let shown = result(&r, |&n| match n {
+            0 => "0 (end of file)".to_string(),
+            n => format!("{n} {}", bytes(&buf[..n])),
+        });
+        format!("read({}, {}) -> {shown}", name_of(raw(&fd)), buf.len())
+    });
+    r
+}
+
+/// [write(2)](https://man7.org/linux/man-pages/man2/write.2.html):
+/// `write(peer, "hello") -> 5`. A short count is a partial write.
+pub fn write(fd: impl AsFd, data: &[u8]) -> nix::Result<usize> {
+    let r = nix::unistd::write(&fd, data);
+    emit("write", || {
+        let shown = result(&r, |n| n.to_string());
+        format!("write({}, {}) -> {shown}", name_of(raw(&fd)), bytes(data))
+    });
+    r
+}
+
+/// [fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html) `F_GETFL`:
+/// `fcntl(conn, F_GETFL) -> O_RDWR`.
+pub fn get_flags(fd: impl AsFd) -> nix::Result<OFlag> {
+    let r = nix::fcntl::fcntl(&fd, FcntlArg::F_GETFL).map(OFlag::from_bits_retain);
+    emit("fcntl", || {
+        let shown = result(&r, |&flags| oflags(flags));
+        format!("fcntl({}, F_GETFL) -> {shown}", name_of(raw(&fd)))
+    });
+    r
+}
+
+/// [fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html) `F_SETFL`:
+/// `fcntl(conn, F_SETFL, O_RDWR|O_NONBLOCK) -> 0`. F_SETFL *replaces* the
+/// status flags (only O_APPEND, O_ASYNC, O_DIRECT, O_NOATIME and O_NONBLOCK
+/// can change; the access mode is ignored).
+pub fn set_flags(fd: impl AsFd, flags: OFlag) -> nix::Result<()> {
+    let r = nix::fcntl::fcntl(&fd, FcntlArg::F_SETFL(flags)).map(drop);
+    emit("fcntl", || {
+        let shown = result(&r, |_| "0".to_string());
+        format!(
+            "fcntl({}, F_SETFL, {}) -> {shown}",
+            name_of(raw(&fd)),
+            oflags(flags)
+        )
+    });
+    r
+}
+
+/// [accept(2)](https://man7.org/linux/man-pages/man2/accept.2.html): takes
+/// one connection off the listener's queue and names it:
+/// `accept(listener) -> conn-1`, or `-> EAGAIN (...)` on an empty queue of a
+/// non-blocking listener.
+pub fn accept(listener: impl AsFd, name: &str) -> nix::Result<OwnedFd> {
+    let r = nix::sys::socket::accept(raw(&listener)).map(|fd| {
+        // SAFETY: accept returned a new descriptor that nobody else owns.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    });
+    if let Ok(conn) = &r {
+        crate::names::name(conn, name);
+    }
+    emit("accept", || {
+        let shown = result(&r, |conn| name_of(raw(conn)));
+        format!("accept({}) -> {shown}", name_of(raw(&listener)))
+    });
+    r
+}
+
+/// [close(2)](https://man7.org/linux/man-pages/man2/close.2.html):
+/// `close(conn-1) -> 0`. The name stays attached to the number until the
+/// kernel hands the number out again, so a later call on the stale number
+/// still reads `conn-1`.
+pub fn close(fd: OwnedFd) -> nix::Result<()> {
+    let number = fd.into_raw_fd();
+    let r = nix::unistd::close(number);
+    emit("close", || {
+        let shown = result(&r, |_| "0".to_string());
+        format!("close({}) -> {shown}", name_of(number))
+    });
+    r
+}
+
+/// [shutdown(2)](https://man7.org/linux/man-pages/man2/shutdown.2.html):
+/// `shutdown(peer, SHUT_WR) -> 0`.
+pub fn shutdown(fd: impl AsFd, how: Shutdown) -> nix::Result<()> {
+    let r = nix::sys::socket::shutdown(raw(&fd), how);
+    emit("shutdown", || {
+        let how = match how {
+            Shutdown::Read => "SHUT_RD",
+            Shutdown::Write => "SHUT_WR",
+            Shutdown::Both => "SHUT_RDWR",
+        };
+        let shown = result(&r, |_| "0".to_string());
+        format!("shutdown({}, {how}) -> {shown}", name_of(raw(&fd)))
+    });
+    r
+}
+
+/// Names the descriptors in an fd_set: `{a, b}`, sorted by name.
+fn fd_set_names(set: &Option<&mut FdSet>) -> String {
+    match set {
+        None => "NULL".to_string(),
+        Some(set) => {
+            let mut names: Vec<String> = set.fds(None).map(|fd| name_of(fd.as_raw_fd())).collect();
+            names.sort();
+            format!("{{{}}}", names.join(", "))
+        }
+    }
+}
+
+/// [select(2)](https://man7.org/linux/man-pages/man2/select.2.html) on a read
+/// and a write set:
+/// `select(nfds=base+3, read={a, b}, write={}, timeout=0) -> 1: read={a}, write={}`.
+/// The sets are printed before the call (what you asked) and after (what the
+/// kernel left in them: select overwrites its arguments).
+pub fn select<'fd>(
+    nfds: i32,
+    mut read: Option<&mut FdSet<'fd>>,
+    mut write: Option<&mut FdSet<'fd>>,
+    wait: Option<Duration>,
+) -> nix::Result<i32> {
+    let asked = format!(
+        "select(nfds={}, read={}, write={}, timeout={})",
+        number_of(nfds),
+        fd_set_names(&read),
+        fd_set_names(&write),
+        timeout(wait)
+    );
+    let mut tv = wait.map(|d| TimeVal::microseconds(d.as_micros() as i64));
+    let r = nix::sys::select::select(
+        nfds,
+        read.as_deref_mut(),
+        write.as_deref_mut(),
+        None,
+        tv.as_mut(),
+    );
+    emit("select", || {
+        let shown = result(&r, |n| {
+            format!(
+                "{n}: read={}, write={}",
+                fd_set_names(&read),
+                fd_set_names(&write)
+            )
+        });
+        format!("{asked} -> {shown}")
+    });
+    r
+}
+
+/// [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html):
+/// `poll([a: POLLIN, b: POLLIN], timeout=0) -> 1: [a: POLLIN|POLLHUP]`.
+/// After the arrow: the entries whose `revents` the kernel set.
+pub fn poll(fds: &mut [PollFd], wait: PollTimeout) -> nix::Result<i32> {
+    let asked: Vec<String> = fds
+        .iter()
+        .map(|p| format!("{}: {}", name_of(raw(p)), poll_flags(p.events())))
+        .collect();
+    let r = nix::poll::poll(fds, wait);
+    emit("poll", || {
+        let wait = match wait.as_millis() {
+            None => "-1 (forever)".to_string(),
+            Some(ms) => timeout(Some(Duration::from_millis(ms.into()))),
+        };
+        let shown = result(&r, |n| {
+            let ready: Vec<String> = fds
+                .iter()
+                .filter_map(|p| {
+                    let revents = p.revents().unwrap_or(PollFlags::empty());
+                    (!revents.is_empty())
+                        .then(|| format!("{}: {}", name_of(raw(p)), poll_flags(revents)))
+                })
+                .collect();
+            format!("{n}: [{}]", ready.join(", "))
+        });
+        format!("poll([{}], timeout={wait}) -> {shown}", asked.join(", "))
+    });
+    r
+}
