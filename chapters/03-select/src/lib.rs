@@ -1,1 +1,2 @@
-//! ch03-select (placeholder)
+//! Chapter 03: select(2), the first multiplexer.
+pub mod poller;
