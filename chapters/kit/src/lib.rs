@@ -17,6 +17,7 @@ compile_error!(
      WSL2 and Linux containers are fine."
 );
 
+pub mod epoll;
 pub mod fixtures;
 pub mod names;
 pub mod server;

@@ -57,3 +57,22 @@ pub fn number_of(fd: RawFd) -> String {
         None => fd.to_string(),
     }
 }
+
+static TOKENS: Mutex<BTreeMap<u64, String>> = Mutex::new(BTreeMap::new());
+
+/// Gives an epoll `data` token a name, so events print as `conn-1: EPOLLIN`
+/// rather than `data=0x7`.
+pub fn name_token(token: u64, name: &str) {
+    TOKENS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(token, name.to_string());
+}
+
+/// The name of a `data` token, or `0x7` in hex for a token nobody named.
+pub fn token_name(token: u64) -> String {
+    match TOKENS.lock().unwrap_or_else(|e| e.into_inner()).get(&token) {
+        Some(name) => name.clone(),
+        None => format!("{token:#x}"),
+    }
+}
