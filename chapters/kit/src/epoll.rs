@@ -191,7 +191,8 @@ pub struct Registration {
 }
 
 /// Reads the interest list of `ep` from `/proc/self/fdinfo/<epfd>`, in the
-/// kernel's tree order (by file, then fd number; not registration order).
+/// kernel's tree order: by `struct file` address, then fd number (not the
+/// order of registration, and not the same from one run to the next).
 pub fn interest_list(ep: &Epoll) -> std::io::Result<Vec<Registration>> {
     let path = format!("/proc/self/fdinfo/{}", ep.0.as_raw_fd());
     let text = std::fs::read_to_string(path)?;
@@ -219,14 +220,14 @@ pub fn parse_fdinfo(text: &str) -> Vec<Registration> {
         .collect()
 }
 
-/// Prints the interest list as the kernel holds it:
+/// Prints the interest list as the kernel holds it, sorted by name:
 /// `fdinfo(ep) -> [conn: EPOLLIN|EPOLLERR|EPOLLHUP data=conn]`.
 pub fn show_interest_list(ep: &Epoll) -> std::io::Result<Vec<Registration>> {
     let r = interest_list(ep);
     emit("fdinfo", || {
         let shown = match &r {
             Ok(list) => {
-                let entries: Vec<String> = list
+                let mut entries: Vec<String> = list
                     .iter()
                     .map(|reg| {
                         format!(
@@ -237,6 +238,9 @@ pub fn show_interest_list(ep: &Epoll) -> std::io::Result<Vec<Registration>> {
                         )
                     })
                     .collect();
+                // The kernel's tree is ordered by `struct file` address,
+                // which differs from run to run: sort by name to compare.
+                entries.sort();
                 format!("[{}]", entries.join(", "))
             }
             Err(e) => match e.raw_os_error() {
@@ -261,8 +265,16 @@ mod tests {
         assert_eq!(
             parse_fdinfo(text),
             vec![
-                Registration { fd: 5, events: 0x19, data: 7 },
-                Registration { fd: 12, events: 0x4000_001d, data: u64::MAX },
+                Registration {
+                    fd: 5,
+                    events: 0x19,
+                    data: 7
+                },
+                Registration {
+                    fd: 12,
+                    events: 0x4000_001d,
+                    data: u64::MAX
+                },
             ]
         );
     }

@@ -89,9 +89,13 @@ pub fn blank() {
 // ---------------------------------------------------------------------------
 // How values look in a transcript.
 
-/// `EAGAIN (Resource temporarily unavailable)`.
+/// `EAGAIN (Resource temporarily unavailable)`: the name, then the C
+/// library's text for it (strerror(3), what `perror` would print).
 pub fn errno(e: Errno) -> String {
-    format!("{e:?} ({})", e.desc())
+    let text = std::io::Error::from_raw_os_error(e as i32).to_string();
+    // std appends " (os error N)"; the number adds nothing to the name.
+    let text = text.split(" (os error").next().unwrap_or(&text).to_string();
+    format!("{e:?} ({text})")
 }
 
 /// `ok(value)` for success, [`errno`] for failure.
@@ -161,7 +165,9 @@ pub fn poll_flags(flags: PollFlags) -> String {
         .filter(|(flag, _)| flags.contains(*flag))
         .map(|(_, name)| name.to_string())
         .collect();
-    let known = ORDER.iter().fold(PollFlags::empty(), |acc, (f, _)| acc | *f);
+    let known = ORDER
+        .iter()
+        .fold(PollFlags::empty(), |acc, (f, _)| acc | *f);
     let unknown = flags.bits() & !known.bits();
     if unknown != 0 {
         parts.push(format!("{unknown:#x}"));
