@@ -6,6 +6,8 @@
 //! - [`fixtures`]: socketpairs, pipes, a loopback listener, a regular file.
 //! - [`watchdog`]: run something with a deadline; fail with a message that
 //!   teaches instead of hanging.
+//! - [`clients`]: echo clients for the servers' tests (many at once,
+//!   half-close, reset).
 //! - [`transcript`] and [`server`]: helpers for the chapters' tests (run a
 //!   scenario binary and format its output; start a `serve` process).
 //!
@@ -17,6 +19,7 @@ compile_error!(
      WSL2 and Linux containers are fine."
 );
 
+pub mod clients;
 pub mod epoll;
 pub mod fixtures;
 pub mod names;

@@ -378,3 +378,29 @@ pub fn poll(fds: &mut [PollFd], wait: PollTimeout) -> nix::Result<i32> {
     });
     r
 }
+
+/// [fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html) `F_DUPFD`:
+/// a duplicate of `fd` on the lowest free number `>= min`, named `name`:
+/// `fcntl(r, F_DUPFD, 1024) -> high (fd 1024)`. The number is printed (via
+/// [`number_of`], so relative to the baseline if one is set) because where
+/// a scenario asks for a number, the number is the lesson.
+pub fn dup_from(fd: impl AsFd, min: RawFd, name: &str) -> nix::Result<OwnedFd> {
+    let r = nix::fcntl::fcntl(&fd, FcntlArg::F_DUPFD(min)).map(|new| {
+        // SAFETY: F_DUPFD returned a new descriptor that nobody else owns.
+        unsafe { OwnedFd::from_raw_fd(new) }
+    });
+    if let Ok(new) = &r {
+        crate::names::name(new, name);
+    }
+    emit("fcntl", || {
+        let shown = result(&r, |new| {
+            format!("{} (fd {})", name_of(raw(new)), number_of(raw(new)))
+        });
+        format!(
+            "fcntl({}, F_DUPFD, {}) -> {shown}",
+            name_of(raw(&fd)),
+            number_of(min)
+        )
+    });
+    r
+}
