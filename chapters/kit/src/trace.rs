@@ -137,6 +137,13 @@ pub fn oflags(flags: OFlag) -> String {
     // it 0 on x86-64, so mask its kernel value (0o100000) explicitly.
     rest = OFlag::from_bits_retain(rest.bits() & !0o100000);
     for (name, flag) in rest.iter_names() {
+        // nix lists Linux's aliases first (O_NDELAY is O_NONBLOCK's number,
+        // O_FSYNC and O_RSYNC are O_SYNC's): print the names fcntl(2) uses.
+        let name = match name {
+            "O_NDELAY" => "O_NONBLOCK",
+            "O_FSYNC" | "O_RSYNC" => "O_SYNC",
+            other => other,
+        };
         parts.push(name.to_string());
         rest.remove(flag);
     }
