@@ -411,3 +411,11 @@ pub fn dup_from(fd: impl AsFd, min: RawFd, name: &str) -> nix::Result<OwnedFd> {
     });
     r
 }
+
+/// Prints a measurement taken from real results, such as a count of calls
+/// made quietly: `tally(epoll_wait calls that returned at once) -> 10000`.
+/// Counts the scenario computed, not commentary: `value` must come from the
+/// real calls.
+pub fn tally(what: &str, value: impl std::fmt::Display) {
+    emit("tally", || format!("tally({what}) -> {value}"));
+}
