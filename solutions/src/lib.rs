@@ -1,5 +1,9 @@
 //! The solutions: the same files as `exercises/`, solved. The tests in each
 //! file are the exercise's tests, word for word (`cargo test` checks that).
+pub mod ch01_thread_per_client;
+pub mod ch01_write_all;
+pub mod ch02_set_nonblocking;
+pub mod ch02_try_read;
 pub mod ch05_fdinfo;
 pub mod ch05_registry;
 pub mod ch05_wait_eintr;

@@ -1,0 +1,213 @@
+//! # Chapter 01, exercise 1: write every byte
+//!
+//! Read first: the book's chapter 01 ("The code": `write_all`), the RETURN
+//! VALUE section of [write(2)](https://man7.org/linux/man-pages/man2/write.2.html)
+//! ("the number of bytes written may be less than count"), and
+//! "Interruption of system calls and library functions by signal handlers"
+//! in [signal(7)](https://man7.org/linux/man-pages/man7/signal.7.html).
+//!
+//! One `write` on a blocking socket sleeps while the socket's send buffer is
+//! full. If a signal handler runs during that sleep, the call ends early:
+//! with the count of bytes it had already queued (a *short write*), or, if
+//! it had queued none, with the error EINTR. Neither means the connection
+//! is broken.
+//!
+//! Write [`write_all`]: write every byte of `data` to `fd`, going on after a
+//! short write with the bytes that are left, and making the same call again
+//! after EINTR. Any other error is returned to the caller.
+//!
+//! Check with `cargo lab check ch01_write_all`.
+
+use std::os::fd::AsFd;
+
+use nix::errno::Errno;
+
+/// Writes all of `data` to `fd`, however many calls to
+/// [write(2)](https://man7.org/linux/man-pages/man2/write.2.html) it takes.
+pub fn write_all(fd: impl AsFd, data: &[u8]) -> nix::Result<()> {
+    // TODO: loop while some of `data` is left: call
+    // `nix::unistd::write(&fd, rest)`; on Ok(n) keep only the bytes after the
+    // first n; on Err(Errno::EINTR) go round again; return any other error.
+    todo!("ch01: write every byte, looping on short writes and EINTR")
+}
+
+// ===== Tests: don't change anything below this line. =====
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lab_kit::watchdog::within;
+    use nix::sys::pthread::{Pthread, pthread_kill, pthread_self};
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    use std::thread;
+    use std::time::Duration;
+
+    /// A signal whose handler does nothing: its only effect is to interrupt
+    /// a system call the thread is sleeping in. Installed without
+    /// SA_RESTART, so an interrupted write that queued nothing returns EINTR.
+    const INTERRUPT: Signal = Signal::SIGUSR2;
+
+    extern "C" fn do_nothing(_: nix::libc::c_int) {}
+
+    fn install_handler() {
+        let action = SigAction::new(
+            SigHandler::Handler(do_nothing),
+            SaFlags::empty(),
+            SigSet::empty(),
+        );
+        // SAFETY: the handler does nothing, which is async-signal-safe.
+        unsafe { sigaction(INTERRUPT, &action) }.unwrap();
+    }
+
+    /// The scheduler state of thread `tid` ('R' running, 'S' asleep in the
+    /// kernel, ...), from /proc/self/task/TID/stat (proc_pid_stat(5)).
+    fn state_of(tid: nix::unistd::Pid) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+        let after_name = &stat[stat.rfind(')')? + 1..];
+        after_name.trim_start().chars().next()
+    }
+
+    /// Runs `write_all(writer, data)` on its own thread while nobody reads,
+    /// so the socket buffer fills and the write sleeps. Each time the writer
+    /// is asleep, it is interrupted by a signal, `interruptions` times:
+    /// the first interruption lands after part of the buffer was queued
+    /// (write(2) then returns a short count), later ones before any byte
+    /// could be queued (write(2) then fails with EINTR). Then everything is
+    /// read until end of file (the writer closes its socket when write_all
+    /// returns). Returns write_all's result and the bytes that arrived.
+    fn write_all_interrupted(data: Vec<u8>, interruptions: usize) -> (nix::Result<()>, Vec<u8>) {
+        install_handler();
+        let (mut reader, writer) = UnixStream::pair().unwrap();
+        reader
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let (ids_send, ids) = std::sync::mpsc::channel::<(Pthread, nix::unistd::Pid)>();
+        let writing = thread::spawn(move || {
+            ids_send
+                .send((pthread_self(), nix::unistd::gettid()))
+                .unwrap();
+            let result = write_all(&writer, &data);
+            drop(writer);
+            result
+        });
+        let (pthread, tid) = ids.recv().unwrap();
+        for _ in 0..interruptions {
+            // Wait (without sleeping ourselves) until the writer sleeps in
+            // the kernel, or has finished.
+            while !writing.is_finished() && state_of(tid) != Some('S') {
+                thread::yield_now();
+            }
+            if writing.is_finished() {
+                break;
+            }
+            let _ = pthread_kill(pthread, INTERRUPT);
+            // pthread_kill has woken the writer (its state is no longer 'S')
+            // by the time it returns, so the next 'S' is a new sleep.
+        }
+        let mut received = Vec::new();
+        let read = reader.read_to_end(&mut received);
+        let result = writing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        read.expect("reading what write_all sent (5 s read timeout)");
+        (result, received)
+    }
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[test]
+    fn writes_a_small_buffer() {
+        let (mut reader, writer) = UnixStream::pair().unwrap();
+        let result = within(
+            Duration::from_secs(5),
+            "write_all of 5 bytes to an empty socket to return at once",
+            move || {
+                let result = write_all(&writer, b"hello");
+                drop(writer);
+                result
+            },
+        );
+        assert_eq!(result, Ok(()), "write_all(b\"hello\") should succeed");
+        let mut received = Vec::new();
+        reader.read_to_end(&mut received).unwrap();
+        assert_eq!(
+            received, b"hello",
+            "the reader should get exactly \"hello\""
+        );
+    }
+
+    #[test]
+    fn keeps_writing_after_a_short_write() {
+        let data = pattern(1024 * 1024);
+        let (result, received) = within(
+            Duration::from_secs(20),
+            "write_all of 1 MiB, interrupted once, to finish once the reader drains the socket",
+            move || write_all_interrupted(data, 1),
+        );
+        let sent = pattern(1024 * 1024);
+        assert_eq!(
+            result,
+            Ok(()),
+            "write_all should succeed even when a signal interrupts it"
+        );
+        assert!(
+            received.len() == sent.len(),
+            "the reader got {} of {} bytes. A signal interrupted write(2) after it \
+             had queued part of the buffer, so write returned that smaller count, \
+             and write_all stopped (or started over). write(2), RETURN VALUE: the \
+             count is what was written; loop on data[written..] until nothing is left.",
+            received.len(),
+            sent.len()
+        );
+        assert!(
+            received == sent,
+            "the reader got {} bytes, as many as were sent, but not the same ones: \
+             after a short write of n bytes, go on with data[n..]",
+            received.len()
+        );
+    }
+
+    #[test]
+    fn retries_eintr() {
+        let data = pattern(1024 * 1024);
+        let (result, received) = within(
+            Duration::from_secs(20),
+            "write_all of 1 MiB, interrupted three times, to finish once the reader drains the socket",
+            move || write_all_interrupted(data, 3),
+        );
+        assert_eq!(
+            result,
+            Ok(()),
+            "a signal interrupted a write(2) that had not queued any byte yet, so it \
+             failed with EINTR (signal(7), 'Interruption of system calls'). Nothing \
+             was written: that is no reason to give up. Retry the same write on EINTR."
+        );
+        assert!(
+            received == pattern(1024 * 1024),
+            "write_all returned Ok but the reader got {} of {} bytes (or different ones)",
+            received.len(),
+            1024 * 1024
+        );
+    }
+
+    #[test]
+    fn returns_other_errors() {
+        let (reader, writer) = UnixStream::pair().unwrap();
+        drop(reader);
+        let result = within(
+            Duration::from_secs(5),
+            "write_all to a socket whose peer is gone to return an error at once, \
+             not to retry forever (only EINTR is worth retrying)",
+            move || write_all(&writer, b"nobody is listening"),
+        );
+        assert_eq!(
+            result,
+            Err(Errno::EPIPE),
+            "writing to a socket whose peer closed fails with EPIPE; write_all should return it"
+        );
+    }
+}

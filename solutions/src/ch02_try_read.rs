@@ -1,0 +1,162 @@
+//! # Chapter 02, exercise 2: EAGAIN, data, or end of file
+//!
+//! Read first: the book's chapter 02 ("Run it": `empty-read` and
+//! `eagain-is-not-eof`) and [read(2)](https://man7.org/linux/man-pages/man2/read.2.html):
+//! RETURN VALUE ("On success, the number of bytes read ... zero indicates end
+//! of file") and ERRORS (EAGAIN: "The file descriptor fd refers to a file
+//! other than a socket and has been marked nonblocking (O_NONBLOCK), and the
+//! read would block", and the same for sockets).
+//!
+//! A read of a non-blocking socket has three ordinary answers: some bytes,
+//! "nothing yet" (EAGAIN), and "nothing ever again" (0, end of file). Write
+//! [`try_read`], which tells them apart with [`ReadOutcome`]; any other
+//! error is returned as an error.
+//!
+//! Check with `cargo lab check ch02_try_read`.
+
+use std::os::fd::AsFd;
+
+use nix::errno::Errno;
+
+/// What one read of a non-blocking descriptor found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// This many bytes (never 0) are now at the front of the buffer.
+    Data(usize),
+    /// Nothing to read yet (EAGAIN): the peer may still send.
+    WouldBlock,
+    /// End of file: the peer closed or shut down its side.
+    Closed,
+}
+
+/// Reads once from the non-blocking `fd` into `buf` (which is not empty).
+pub fn try_read(fd: impl AsFd, buf: &mut [u8]) -> nix::Result<ReadOutcome> {
+    match nix::unistd::read(&fd, buf) {
+        Ok(0) => Ok(ReadOutcome::Closed),
+        Ok(n) => Ok(ReadOutcome::Data(n)),
+        // The kernel would have put us to sleep; O_NONBLOCK says don't.
+        Err(Errno::EAGAIN) => Ok(ReadOutcome::WouldBlock),
+        Err(e) => Err(e),
+    }
+}
+
+// ===== Tests: don't change anything below this line. =====
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lab_kit::watchdog::within;
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    use std::io::Write;
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    /// A connected pair; `conn` (the second) is non-blocking.
+    fn pair() -> (UnixStream, UnixStream) {
+        let (peer, conn) = UnixStream::pair().unwrap();
+        conn.set_nonblocking(true).unwrap();
+        (peer, conn)
+    }
+
+    /// try_read on `fd` under a watchdog; returns its result and the bytes read.
+    fn read_once(fd: OwnedFd) -> (nix::Result<ReadOutcome>, Vec<u8>, OwnedFd) {
+        within(
+            Duration::from_secs(3),
+            "try_read on a non-blocking socket to return at once (does it loop?)",
+            move || {
+                let mut buf = [0u8; 64];
+                let result = try_read(&fd, &mut buf);
+                let n = match result {
+                    Ok(ReadOutcome::Data(n)) => n.min(buf.len()),
+                    _ => 0,
+                };
+                (result, buf[..n].to_vec(), fd)
+            },
+        )
+    }
+
+    #[test]
+    fn an_empty_socket_would_block() {
+        let (_peer, conn) = pair();
+        let (result, _, _) = read_once(conn.into());
+        match result {
+            Ok(ReadOutcome::WouldBlock) => {}
+            Err(Errno::EAGAIN) => panic!(
+                "try_read returned Err(EAGAIN). EAGAIN is not an error: it means \"no \
+                 data yet, try again later\". Map it to ReadOutcome::WouldBlock."
+            ),
+            Ok(ReadOutcome::Closed) => panic!(
+                "try_read said Closed on an empty socket whose peer is still connected. \
+                 EAGAIN is not end of file: end of file is read returning 0. EAGAIN is \
+                 ReadOutcome::WouldBlock."
+            ),
+            other => panic!("an empty socket: expected Ok(WouldBlock), got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn data_is_data() {
+        let (mut peer, conn) = pair();
+        peer.write_all(b"hello").unwrap();
+        let (result, bytes, _) = read_once(conn.into());
+        assert_eq!(
+            result,
+            Ok(ReadOutcome::Data(5)),
+            "the peer sent \"hello\": expected Data(5), the count read(2) returned"
+        );
+        assert_eq!(bytes, b"hello", "the bytes should be in the buffer");
+    }
+
+    #[test]
+    fn a_closed_peer_is_closed() {
+        let (peer, conn) = pair();
+        drop(peer);
+        let (result, _, _) = read_once(conn.into());
+        match result {
+            Ok(ReadOutcome::Closed) => {}
+            Ok(ReadOutcome::Data(0)) => panic!(
+                "try_read returned Data(0): read(2) returning 0 means end of file (the \
+                 peer closed). Map 0 to ReadOutcome::Closed; Data is never empty."
+            ),
+            Ok(ReadOutcome::WouldBlock) => panic!(
+                "try_read said WouldBlock after the peer closed. read(2) returned 0, which \
+                 is end of file, not \"nothing yet\": a loop waiting for more would wait \
+                 forever. Map 0 to ReadOutcome::Closed."
+            ),
+            other => panic!("the peer closed: expected Ok(Closed), got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn queued_bytes_come_before_closed() {
+        let (mut peer, conn) = pair();
+        peer.write_all(b"bye").unwrap();
+        drop(peer);
+        let (first, bytes, conn) = read_once(conn.into());
+        assert_eq!(
+            (first, bytes.as_slice()),
+            (Ok(ReadOutcome::Data(3)), b"bye".as_slice()),
+            "the peer wrote \"bye\" and closed: the bytes come first"
+        );
+        let (second, _, conn) = read_once(conn);
+        assert_eq!(second, Ok(ReadOutcome::Closed), "then end of file");
+        let (third, _, _) = read_once(conn);
+        assert_eq!(third, Ok(ReadOutcome::Closed), "and end of file again");
+    }
+
+    #[test]
+    fn other_errors_are_errors() {
+        // Reading the write end of a pipe fails with EBADF (read(2), ERRORS).
+        let (_read_end, write_end) = nix::unistd::pipe().unwrap();
+        let flags = OFlag::from_bits_retain(fcntl(&write_end, FcntlArg::F_GETFL).unwrap());
+        fcntl(&write_end, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).unwrap();
+        let (result, _, _) = read_once(write_end);
+        assert_eq!(
+            result,
+            Err(Errno::EBADF),
+            "reading a pipe's write end fails with EBADF, a real error: only EAGAIN \
+             means WouldBlock, and only 0 means Closed; return other errors as Err"
+        );
+    }
+}
