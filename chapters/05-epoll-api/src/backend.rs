@@ -36,6 +36,11 @@ impl EpollPoller {
             ready: vec![EpollEvent::empty(); MAX_EVENTS],
         })
     }
+
+    /// The epoll instance, e.g. to read its interest list from fdinfo.
+    pub fn epoll(&self) -> &Epoll {
+        &self.epoll
+    }
 }
 
 // ANCHOR: flags

@@ -106,6 +106,24 @@ impl ServerProcess {
         }
     }
 
+    /// Like [`wait_for_line`](Self::wait_for_line), but gives up quietly:
+    /// `None` if no such line came within `limit`.
+    pub fn try_wait_for_line(
+        &mut self,
+        limit: Duration,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).ok()?;
+            self.log.push(line.clone());
+            if wanted(&line) {
+                return Some(line);
+            }
+        }
+    }
+
     /// Every line the server has logged so far (the first is the address).
     pub fn log(&mut self) -> &[String] {
         while let Ok(line) = self.lines.try_recv() {

@@ -7,9 +7,13 @@
 
 use std::process::Output;
 
+/// Subcommands that are not scenarios: they run until stopped (`serve`) or
+/// measure time (`bench`), so they are listed apart and never snapshotted.
+pub const NOT_SCENARIOS: [&str; 2] = ["serve", "bench"];
+
 /// Prints the no-argument listing of a chapter binary: one line per
-/// subcommand with its `about`, then how to run one. `serve` (if any) is
-/// listed apart, since it runs until Ctrl-C.
+/// scenario with its `about`, then `serve` and `bench` (if any) apart, then
+/// how to run one.
 pub fn print_scenarios(package: &str, intro: &str, cli: &clap::Command) {
     println!("{package}: {intro}");
     println!();
@@ -20,13 +24,17 @@ pub fn print_scenarios(package: &str, intro: &str, cli: &clap::Command) {
         .max()
         .unwrap_or(0);
     let about = |c: &clap::Command| c.get_about().map(|a| a.to_string()).unwrap_or_default();
-    for command in cli.get_subcommands().filter(|c| c.get_name() != "serve") {
+    let is_scenario = |c: &&clap::Command| !NOT_SCENARIOS.contains(&c.get_name());
+    for command in cli.get_subcommands().filter(is_scenario) {
         println!("  {:width$}  {}", command.get_name(), about(command));
     }
-    if let Some(serve) = cli.get_subcommands().find(|c| c.get_name() == "serve") {
+    let others: Vec<&clap::Command> = cli.get_subcommands().filter(|c| !is_scenario(c)).collect();
+    if !others.is_empty() {
         println!();
-        println!("Server (runs until Ctrl-C):");
-        println!("  {:width$}  {}", "serve", about(serve));
+        println!("Also:");
+        for command in others {
+            println!("  {:width$}  {}", command.get_name(), about(command));
+        }
     }
     println!();
     println!("Run one:   cargo run -p {package} -- SCENARIO");
@@ -34,7 +42,7 @@ pub fn print_scenarios(package: &str, intro: &str, cli: &clap::Command) {
 }
 
 /// The scenario names in a listing printed by [`print_scenarios`]
-/// (not `serve`: it does not end by itself).
+/// (not `serve` or `bench`: see [`NOT_SCENARIOS`]).
 pub fn listed_scenarios(listing: &str) -> Vec<String> {
     listing
         .lines()

@@ -1,0 +1,97 @@
+//! Chapter 06: a correct level-triggered echo server on epoll.
+//!
+//! The loop itself is chapter 03's [`EchoServer`], written once against the
+//! [`Poller`] interface; this chapter runs it on chapter 05's
+//! [`EpollPoller`] and looks hard at what makes it correct: non-blocking
+//! sockets, an output buffer per connection, EPOLLOUT only while output is
+//! pending, bounded memory for a peer that never reads, half-close, resets.
+//!
+//! [`serve`] adds what a long-running server needs around the loop: a count
+//! of its wake-ups, printed on SIGUSR1, so anyone can check that an idle
+//! server sleeps in `epoll_wait` instead of spinning. [`bench`] is the load
+//! generator that compares the backends.
+
+pub mod bench;
+
+use std::io;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use ch03_select::echo::EchoServer;
+pub use ch03_select::poller::Poller;
+pub use ch03_select::select_poller::SelectPoller;
+pub use ch04_poll::PollPoller;
+pub use ch05_epoll_api::EpollPoller;
+
+/// Which multiplexer the server runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Epoll,
+    Poll,
+    Select,
+}
+
+/// Set by the SIGUSR1 handler, read by the loop.
+static STATS_WANTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigusr1(_: nix::libc::c_int) {
+    // Only an atomic store: all a signal handler may safely do here.
+    STATS_WANTED.store(true, Ordering::SeqCst);
+}
+
+/// Installs the SIGUSR1 handler that [`serve`] answers with its stats.
+/// Call it before announcing the address: until then SIGUSR1's default
+/// action would end the process. A signal that arrives while the loop
+/// sleeps makes the wait fail with EINTR (epoll_wait, poll and select are
+/// never restarted, whatever SA_RESTART says: signal(7)), so the loop
+/// notices at once.
+pub fn install_stats_signal() -> nix::Result<()> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let action = SigAction::new(
+        SigHandler::Handler(on_sigusr1),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe { sigaction(Signal::SIGUSR1, &action) }?;
+    Ok(())
+}
+
+/// Serves `listener` forever on `backend`. Logs connection events by id on
+/// stdout; on SIGUSR1 (see [`install_stats_signal`]) prints
+/// `stats: W wake-ups, C connections open`.
+pub fn serve(listener: TcpListener, backend: Backend) -> io::Result<()> {
+    match backend {
+        Backend::Epoll => serve_on(EpollPoller::new()?, listener),
+        Backend::Poll => serve_on(PollPoller::new(), listener),
+        Backend::Select => serve_on(SelectPoller::new(), listener),
+    }
+}
+
+// ANCHOR: serve_on
+/// The loop of [`serve`], for one backend.
+fn serve_on<P: Poller>(poller: P, listener: TcpListener) -> io::Result<()> {
+    let mut server = EchoServer::new(poller, listener)?;
+    // Every return from the wait with events. An idle server should add
+    // nothing here: it sleeps in the kernel until a socket has news.
+    let mut wakeups: u64 = 0;
+    loop {
+        // Look before every wait: a signal that came while we were busy
+        // (not asleep in the wait) interrupted nothing. One that lands in
+        // the instant between this check and the wait is seen at the next
+        // event or signal; chapter 11 closes that gap with signalfd.
+        if STATS_WANTED.swap(false, Ordering::SeqCst) {
+            println!(
+                "stats: {wakeups} wake-ups, {} connections open",
+                server.connection_count()
+            );
+        }
+        match server.turn(None) {
+            Ok(_) => wakeups += 1,
+            // A signal handler ran (SIGUSR1): not an error; loop to the check.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+// ANCHOR_END: serve_on
