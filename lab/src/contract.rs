@@ -85,7 +85,7 @@ pub fn run_shipped(ws: &Workspace, packages: &[&str]) -> Result<TestRun, crate::
         TARGET_SUBDIR,
         packages,
         &[],
-        crate::testrun::TIME_LIMIT,
+        crate::testrun::time_limit(),
     )
 }
 

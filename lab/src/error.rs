@@ -51,10 +51,14 @@ impl fmt::Display for LabError {
             }
             LabError::TimedOut { command, limit } => write!(
                 f,
-                "`{command}` was still running after {} minutes, so it was stopped.\n\
+                "`{command}` was still running after {}, so it was stopped.\n\
                  A test is probably blocked forever (a blocking read that never returns?).\n\
                  Run it yourself to see which one: {command}",
-                limit.as_secs() / 60
+                if limit.as_secs() >= 120 {
+                    format!("{} minutes", limit.as_secs() / 60)
+                } else {
+                    format!("{} seconds", limit.as_secs())
+                }
             ),
         }
     }

@@ -90,7 +90,7 @@ fn run_exercise_tests(ws: &Workspace, scope: &[&Exercise], what: &str) -> Result
         "lab",
         &["exercises"],
         &filters,
-        testrun::TIME_LIMIT,
+        testrun::time_limit(),
     )
     .context("running the exercises' tests")?;
     eprintln!();
@@ -288,7 +288,10 @@ fn check(ws: &Workspace, target: Option<&str>) -> Result<ExitCode> {
                 .iter()
                 .position(|e| Some(e.name.as_str()) == last)
                 .and_then(|i| exercises.get(i + 1));
-            println!("All solved.");
+            match &scope[..] {
+                [one] => println!("{} is solved.", one.name),
+                all => println!("All {} exercises are solved.", all.len()),
+            }
             match after {
                 Some(next) => println!("{}", progress::next_steps(ws, next)),
                 None => println!("That was the last exercise. `cargo lab` shows your progress."),

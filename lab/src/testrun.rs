@@ -19,8 +19,17 @@ use std::time::{Duration, Instant};
 
 use crate::error::LabError;
 
-/// How long the nested `cargo test` may run, build included.
+/// How long the nested `cargo test` may run, build included, unless the
+/// environment variable `LAB_TIME_LIMIT_SECS` says otherwise.
 pub const TIME_LIMIT: Duration = Duration::from_secs(10 * 60);
+
+/// [`TIME_LIMIT`], or `LAB_TIME_LIMIT_SECS` seconds if that is set.
+pub fn time_limit() -> Duration {
+    std::env::var("LAB_TIME_LIMIT_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(TIME_LIMIT, Duration::from_secs)
+}
 
 /// The result of one test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
