@@ -38,7 +38,7 @@ enum Command {
     ThreadPerClient,
     /// What a thread per connection costs: threads and stacks, read from /proc/self
     ThreadCost,
-    /// Run the echo server (thread per client unless --one-at-a-time)
+    /// Run the echo server until Ctrl-C (thread per client unless --one-at-a-time)
     ///
     /// Prints `listening on ADDR` first, then one line per connection event.
     /// Stop it with Ctrl-C: SIGINT's default action ends the process, and the

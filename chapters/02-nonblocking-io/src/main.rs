@@ -79,7 +79,9 @@ fn keep_other_flags() -> Result<()> {
     note("O_APPEND is a status flag too, and easy to see. (O_NONBLOCK itself has no");
     note("effect on a regular file's reads, open(2) says; only the flags matter here.)");
     let file = fixtures::regular_file("log", b"first line\n")?;
-    note("Set-up: a new file has no status flags, so F_SETFL(O_APPEND) adds just that.");
+    trace::get_flags(&file)?;
+    note("Set-up: besides its access mode the file has no flag to keep, so here");
+    note("F_SETFL(O_APPEND) just turns O_APPEND on.");
     trace::set_flags(&file, OFlag::O_APPEND)?;
     trace::get_flags(&file)?;
     blank();
@@ -129,6 +131,7 @@ fn busy_loop(rounds: u64) -> Result<()> {
         "exact, the peer's write is scripted: it comes after round {rounds}. Until then"
     ));
     note("the loop runs quietly; lab-kit still counts every read.");
+    // ANCHOR: busy_loop
     trace::reset_counts();
     let mut buf = [0u8; 64];
     let mut would_block = 0u64;
@@ -147,16 +150,15 @@ fn busy_loop(rounds: u64) -> Result<()> {
         }
     })
     .context("the busy loop")?;
-    let reads = trace::count_of("read");
-    trace::emit("count", || format!("count_of(\"read\") -> {reads}"));
-    trace::emit("count", || {
-        format!("their results -> {would_block} x EAGAIN, 1 x {received} bytes")
-    });
+    // ANCHOR_END: busy_loop
+    trace::tally("reads the loop made", trace::count_of("read"));
+    trace::tally("of them, reads that returned EAGAIN", would_block);
+    trace::tally("bytes the last read returned", received);
     blank();
     note("Every EAGAIN was a trip into the kernel and back that found nothing. In a");
-    note("real server the data comes when the network delivers it, so the loop spins");
-    note("as fast as the CPU allows: one core at 100%, for nothing. Sleeping between");
-    note("tries only trades CPU for latency. What we want is to sleep *until* one of");
-    note("many sockets is ready: chapter 03's select does exactly that.");
+    note("real server the data comes when the network delivers it, and until then a");
+    note("loop like this never sleeps: it keeps a CPU busy making such calls. Sleeping");
+    note("between tries only trades CPU for latency. What we want is to sleep *until*");
+    note("one of many sockets is ready: chapter 03's select does exactly that.");
     Ok(())
 }
