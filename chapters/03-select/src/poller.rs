@@ -65,6 +65,7 @@ pub struct Event {
     pub error: bool,
 }
 
+// ANCHOR: trait
 /// The interface every backend implements: add, modify, delete, wait.
 pub trait Poller {
     /// Starts watching `fd` for `interest`; its events will carry `token`.
@@ -85,3 +86,4 @@ pub trait Poller {
     /// The backend's name for logs and benchmarks: `select`, `poll`, `epoll`.
     fn name(&self) -> &'static str;
 }
+// ANCHOR_END: trait

@@ -75,7 +75,8 @@ pub fn echo_many(addr: SocketAddr, load: Load) -> Result<usize, String> {
         workers.push(thread::spawn(move || {
             let mut clients = Vec::new();
             for index in first..last {
-                let mut rng = Rng(load.seed ^ (index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                let mut rng =
+                    Rng(load.seed ^ (index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
                 let size = 1 + (rng.next() as usize) % load.max_message.max(1);
                 let sent: Vec<u8> = (0..size).map(|_| rng.next() as u8).collect();
                 let stream = TcpStream::connect(addr)
