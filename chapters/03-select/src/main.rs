@@ -168,6 +168,7 @@ fn nfds() -> anyhow::Result<()> {
 
 fn scan() -> anyhow::Result<()> {
     let base = names::set_baseline()?;
+    allow_descriptors_up_to(u64::try_from(base + 1000)?)?;
     let (a, peer_a) = fixtures::socketpair("a", "peer-a")?;
     trace::write(&peer_a, b"x")?;
     let far = trace::dup_from(&a, base + 1000, "far")?;
