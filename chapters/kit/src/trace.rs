@@ -419,3 +419,44 @@ pub fn dup_from(fd: impl AsFd, min: RawFd, name: &str) -> nix::Result<OwnedFd> {
 pub fn tally(what: &str, value: impl std::fmt::Display) {
     emit("tally", || format!("tally({what}) -> {value}"));
 }
+
+/// [recv(2)](https://man7.org/linux/man-pages/man2/recv.2.html) with
+/// `MSG_PEEK`: look at queued bytes without taking them:
+/// `recv(b, 64, MSG_PEEK) -> 6 "efghij"`.
+pub fn peek(fd: impl AsFd, buf: &mut [u8]) -> nix::Result<usize> {
+    use nix::sys::socket::{MsgFlags, recv};
+    // MSG_DONTWAIT: a peek at an empty socket answers EAGAIN instead of
+    // blocking, whatever the descriptor's own O_NONBLOCK says.
+    let r = recv(raw(&fd), buf, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT);
+    emit("recv", || {
+        let shown = result(&r, |&n| match n {
+            0 => "0 (end of file)".to_string(),
+            n => format!("{n} {}", bytes(&buf[..n])),
+        });
+        format!(
+            "recv({}, {}, MSG_PEEK) -> {shown}",
+            name_of(raw(&fd)),
+            buf.len()
+        )
+    });
+    r
+}
+
+/// [setsockopt(2)](https://man7.org/linux/man-pages/man2/setsockopt.2.html)
+/// `SO_RCVTIMEO`: a blocking read on this socket gives up after `limit` with
+/// EAGAIN ([socket(7)](https://man7.org/linux/man-pages/man7/socket.7.html)):
+/// `setsockopt(b, SO_RCVTIMEO, 200ms) -> 0`.
+pub fn set_read_timeout(fd: impl AsFd, limit: Duration) -> nix::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
+    let tv = TimeVal::microseconds(limit.as_micros() as i64);
+    let r = setsockopt(&fd, ReceiveTimeout, &tv);
+    emit("setsockopt", || {
+        let shown = result(&r, |_| "0".to_string());
+        format!(
+            "setsockopt({}, SO_RCVTIMEO, {}) -> {shown}",
+            name_of(raw(&fd)),
+            timeout(Some(limit))
+        )
+    });
+    r
+}
