@@ -69,8 +69,11 @@ fn main() -> ExitCode {
     })
 }
 
+/// The exercises in the order a learner meets them (by chapter, then as
+/// info.toml lists them), and the chapters.
 fn load(ws: &Workspace) -> Result<(Vec<Exercise>, Vec<Chapter>)> {
-    let exercises = ws.exercises()?;
+    let mut exercises = ws.exercises()?;
+    exercises.sort_by(|a, b| a.chapter.cmp(&b.chapter));
     let chapters = ws.chapters()?;
     Ok((exercises, chapters))
 }
@@ -240,7 +243,7 @@ fn check(ws: &Workspace, target: Option<&str>) -> Result<ExitCode> {
         let detailed = target.is_some() || first_unsolved.is_none();
         let mut results: Vec<_> = run.of("exercises", &exercise.name).collect();
         results.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut shown: Vec<&str> = Vec::new();
+        let mut previous: Option<&str> = None;
         for result in results {
             let verdict = match result.outcome {
                 Outcome::Passed => "ok",
@@ -249,13 +252,17 @@ fn check(ws: &Workspace, target: Option<&str>) -> Result<ExitCode> {
             };
             println!("  {verdict:7} {}", result.short_name());
             if let (true, Some(message)) = (detailed, &result.message) {
-                if shown.contains(&message.as_str()) {
+                if previous == Some(message.as_str()) {
                     println!("          (the same message as above)");
                 } else {
                     for line in message.lines() {
-                        println!("          {line}");
+                        if line.is_empty() {
+                            println!();
+                        } else {
+                            println!("          {line}");
+                        }
                     }
-                    shown.push(message);
+                    previous = Some(message);
                 }
             }
         }
