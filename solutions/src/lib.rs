@@ -11,3 +11,7 @@ pub mod ch04_poll_loop;
 pub mod ch05_fdinfo;
 pub mod ch05_registry;
 pub mod ch05_wait_eintr;
+pub mod ch06_connection;
+pub mod ch07_accept_loop;
+pub mod ch07_drain;
+pub mod ch07_fair_reader;
