@@ -67,7 +67,10 @@ pub fn connect(addr: SocketAddr, client_name: &str) -> io::Result<TcpStream> {
     let stream = TcpStream::connect(addr)?;
     name(&stream, client_name);
     emit("connect", || {
-        format!("connect(listener's address) -> {}", name_of(stream.as_raw_fd()))
+        format!(
+            "connect(listener's address) -> {}",
+            name_of(stream.as_raw_fd())
+        )
     });
     Ok(stream)
 }
@@ -76,11 +79,7 @@ pub fn connect(addr: SocketAddr, client_name: &str) -> io::Result<TcpStream> {
 /// unlinked at once so nothing is left behind when the process exits.
 pub fn regular_file(file_name: &str, contents: &[u8]) -> io::Result<File> {
     use std::io::{Seek, Write};
-    let path = std::env::temp_dir().join(format!(
-        "epoll-lab-{}-{}",
-        std::process::id(),
-        file_name
-    ));
+    let path = std::env::temp_dir().join(format!("epoll-lab-{}-{}", std::process::id(), file_name));
     let mut file = File::options()
         .read(true)
         .write(true)

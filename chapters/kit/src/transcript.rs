@@ -57,7 +57,11 @@ pub fn listed_scenarios(listing: &str) -> Vec<String> {
 /// A transcript as the book shows it: the command a learner types, what the
 /// binary printed on stdout, its stderr (if any), and its exit code.
 pub fn render(package: &str, args: &[&str], output: &Output) -> String {
-    let mut text = format!("$ cargo run -p {package} -- {}\n", args.join(" "));
+    let mut text = if args.is_empty() {
+        format!("$ cargo run -p {package}\n")
+    } else {
+        format!("$ cargo run -p {package} -- {}\n", args.join(" "))
+    };
     text.push_str(&String::from_utf8_lossy(&output.stdout));
     if !output.stderr.is_empty() {
         text.push_str("--- stderr ---\n");
