@@ -65,10 +65,9 @@ impl Connection {
         if events.intersects(EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP) {
             return Ok(Next::Close);
         }
-        if events.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP) && !self.peer_done {
-            if self.read_available(fd)? == Flow::Broken {
-                return Ok(Next::Close);
-            }
+        let readable = events.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP);
+        if readable && !self.peer_done && self.read_available(fd)? == Flow::Broken {
+            return Ok(Next::Close);
         }
         // Write what is pending now: the send buffer usually has room,
         // which saves a round trip through epoll_wait.
@@ -188,13 +187,13 @@ mod tests {
             }
             let flags = events[0].events();
             let next = self.state.on_event(self.conn.as_fd(), flags).unwrap();
-            if let Next::Watch(wanted) = next {
-                if wanted != self.watching {
-                    self.epoll
-                        .modify(self.conn.as_fd(), &mut EpollEvent::new(wanted, 1))
-                        .unwrap();
-                    self.watching = wanted;
-                }
+            if let Next::Watch(wanted) = next
+                && wanted != self.watching
+            {
+                self.epoll
+                    .modify(self.conn.as_fd(), &mut EpollEvent::new(wanted, 1))
+                    .unwrap();
+                self.watching = wanted;
             }
             Some((flags, next))
         }
@@ -242,19 +241,20 @@ mod tests {
                 let mut buf = [0u8; 4096];
                 let mut saw_epollout = false;
                 for _ in 0..10_000 {
-                    if written < sent.len() {
-                        if let Ok(n) = (&s.peer).write(&sent[written..]) {
-                            written += n;
-                        }
+                    if written < sent.len()
+                        && let Ok(n) = (&s.peer).write(&sent[written..])
+                    {
+                        written += n;
                     }
                     if let Some((_, Next::Watch(flags))) = s.turn() {
                         saw_epollout |= flags.contains(EpollFlags::EPOLLOUT);
                     }
                     // The peer reads its echo only now and then.
-                    if echoed.len() < written && written > 32 * 1024 {
-                        if let Ok(n) = (&s.peer).read(&mut buf) {
-                            echoed.extend_from_slice(&buf[..n]);
-                        }
+                    if echoed.len() < written
+                        && written > 32 * 1024
+                        && let Ok(n) = (&s.peer).read(&mut buf)
+                    {
+                        echoed.extend_from_slice(&buf[..n]);
                     }
                     if echoed.len() == sent.len() {
                         break;

@@ -134,7 +134,7 @@ fn client_2_asks_while_client_1_idles(addr: SocketAddr) -> Result<(TcpStream, Tc
     note("client-1 got its echo and now stays connected, sending nothing.");
     blank();
     trace::write(&client_2, b"hello from 2")?;
-    note("Does an echo come back within 200 ms? (poll, chapter 04, is only a clock here.)");
+    note("Does an echo come back? (poll, chapter 04, is only a stopwatch here.)");
     Ok((client_1, client_2))
 }
 
@@ -175,7 +175,9 @@ fn thread_per_client() -> Result<()> {
     let addr = listener.local_addr()?;
     start_server(listener, serve_thread_per_client)?;
     let (client_1, client_2) = client_2_asks_while_client_1_idles(addr)?;
-    readable_within(&client_2, 200)?;
+    // A generous limit: poll returns the moment the echo arrives, and a busy
+    // machine must not turn a late thread into a different transcript.
+    readable_within(&client_2, 5000)?;
     note("client-2's thread echoed at once, while client-1's thread sleeps in its own");
     note("read(conn-1). (poll returns as soon as client-2 is readable.)");
     let mut buf = [0u8; 64];

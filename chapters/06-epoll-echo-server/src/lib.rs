@@ -57,7 +57,8 @@ pub fn install_stats_signal() -> nix::Result<()> {
     Ok(())
 }
 
-/// Serves `listener` forever on `backend`. Logs connection events by id on
+/// Serves `listener` forever on `backend`: prints `listening on ADDR` when
+/// ready, then logs connection events by id on
 /// stdout; on SIGUSR1 (see [`install_stats_signal`]) prints
 /// `stats: W wake-ups, C connections open`.
 pub fn serve(listener: TcpListener, backend: Backend) -> io::Result<()> {
@@ -71,7 +72,11 @@ pub fn serve(listener: TcpListener, backend: Backend) -> io::Result<()> {
 // ANCHOR: serve_on
 /// The loop of [`serve`], for one backend.
 fn serve_on<P: Poller>(poller: P, listener: TcpListener) -> io::Result<()> {
+    let addr = listener.local_addr()?;
     let mut server = EchoServer::new(poller, listener)?;
+    // Announced once everything is in place: a client (or a test) that
+    // reads this line finds the server ready, its descriptors all open.
+    println!("listening on {addr}");
     // Every return from the wait with events. An idle server should add
     // nothing here: it sleeps in the kernel until a socket has news.
     let mut wakeups: u64 = 0;

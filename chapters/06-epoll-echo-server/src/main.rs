@@ -76,6 +76,9 @@ enum Command {
             default_value = "epoll,poll,select,threads"
         )]
         servers: Vec<String>,
+        /// Runs of the whole table; each row shows the median run.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
 }
 
@@ -96,7 +99,8 @@ fn main() -> Result<()> {
             idle,
             seconds,
             servers,
-        } => run_bench(active, &idle, seconds, &servers),
+            rounds,
+        } => run_bench(active, &idle, seconds, &servers, rounds),
         scenario => {
             trace::enable();
             match scenario {
@@ -117,7 +121,6 @@ fn serve(addr: &str, backend: BackendArg) -> Result<()> {
         .with_context(|| format!("--addr {addr:?} is not an address like 127.0.0.1:7006"))?;
     ch06_epoll_echo_server::install_stats_signal().context("install the SIGUSR1 handler")?;
     let listener = TcpListener::bind(addr).with_context(|| format!("bind {addr}"))?;
-    println!("listening on {}", listener.local_addr()?);
     let backend = match backend {
         BackendArg::Epoll => Backend::Epoll,
         BackendArg::Poll => Backend::Poll,
@@ -126,7 +129,13 @@ fn serve(addr: &str, backend: BackendArg) -> Result<()> {
     ch06_epoll_echo_server::serve(listener, backend).context("the event loop failed")
 }
 
-fn run_bench(active: usize, idle: &[usize], seconds: u64, names: &[String]) -> Result<()> {
+fn run_bench(
+    active: usize,
+    idle: &[usize],
+    seconds: u64,
+    names: &[String],
+    rounds: usize,
+) -> Result<()> {
     let this = std::env::current_exe().context("where is this binary?")?;
     let all = bench::default_servers(&this);
     let mut servers = Vec::new();
@@ -143,7 +152,7 @@ fn run_bench(active: usize, idle: &[usize], seconds: u64, names: &[String]) -> R
         warmup: Duration::from_secs(1),
     };
     let mut out = std::io::stdout();
-    bench::run_matrix(&servers, idle, &load, &mut out)?;
+    bench::run_matrix(&servers, idle, &load, rounds, &mut out)?;
     out.flush()?;
     Ok(())
 }
