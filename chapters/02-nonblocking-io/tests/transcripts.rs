@@ -1,32 +1,11 @@
-//! Runs the real binary: its scenario listing and every listed scenario,
-//! snapshotted as the book shows them.
-
-use std::process::Command;
-
-use assert_cmd::cargo::cargo_bin;
-use lab_kit::transcript::{listed_scenarios, render};
-
-const PACKAGE: &str = "ch02-nonblocking-io";
-
-fn run(args: &[&str]) -> String {
-    let output = Command::new(cargo_bin!("ch02-nonblocking-io"))
-        .args(args)
-        .output()
-        .expect("run the chapter binary");
-    render(PACKAGE, args, &output)
-}
+//! Every scenario of chapter 02, run through the real binary (in each
+//! mode, for a scenario with `--mode`) and snapshotted: the book includes
+//! these snapshots, so it shows exactly what the binary prints.
 
 #[test]
 fn listing_and_every_scenario() {
-    let listing = run(&[]);
-    insta::assert_snapshot!("listing", listing);
-    let scenarios = listed_scenarios(&listing);
-    assert!(
-        scenarios.len() >= 4,
-        "expected at least 4 scenarios in:\n{listing}"
-    );
-    for scenario in scenarios {
-        let transcript = run(&[&scenario]);
-        insta::assert_snapshot!(scenario.clone(), transcript);
+    let binary = assert_cmd::cargo::cargo_bin!("ch02-nonblocking-io");
+    for (name, transcript) in lab_kit::transcript::all_transcripts("ch02-nonblocking-io", binary) {
+        insta::assert_snapshot!(name, transcript);
     }
 }

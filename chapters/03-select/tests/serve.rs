@@ -3,7 +3,6 @@
 //! descriptor left behind.
 
 use std::path::Path;
-use std::time::Duration;
 
 use lab_kit::clients::{self, Load};
 use lab_kit::server::ServerProcess;
@@ -12,43 +11,13 @@ fn binary() -> &'static Path {
     assert_cmd::cargo::cargo_bin!("ch03-select")
 }
 
-/// How long the server may take to log the lines a test waits for.
-const LOG_LIMIT: Duration = Duration::from_secs(20);
-
-/// Waits until the server has logged `count` lines `conn-N closed: ...`
-/// (counting from the start of its log) and returns the log.
-fn wait_for_closed(server: &mut ServerProcess, count: usize) -> Vec<String> {
-    let closed_so_far = |log: &[String]| log.iter().filter(|l| l.contains(" closed: ")).count();
-    while closed_so_far(server.log()) < count {
-        let want = format!("{count} `closed` lines");
-        server.wait_for_line(LOG_LIMIT, &want, |line| line.contains(" closed: "));
-    }
-    server.log().to_vec()
-}
-
-/// The server's descriptors above stdin/stdout/stderr, from /proc/PID/fd.
-fn descriptors_above_stdio(server: &ServerProcess) -> Vec<String> {
-    let dir = format!("/proc/{}/fd", server.pid());
-    let mut fds: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read {dir}: {e}"))
-        .filter_map(|entry| {
-            let entry = entry.ok()?;
-            let number: i32 = entry.file_name().to_str()?.parse().ok()?;
-            let target = std::fs::read_link(entry.path()).ok()?;
-            (number > 2).then(|| format!("{number} -> {}", target.display()))
-        })
-        .collect();
-    fds.sort();
-    fds
-}
-
 #[test]
 fn echoes_many_clients_exactly_then_holds_only_the_listener() {
     let mut server = ServerProcess::start(binary(), &[]);
     let addr = server.addr;
     // The listener, plus whatever the server inherited from this test's
     // environment (a build tool's pipe, say).
-    let at_start = descriptors_above_stdio(&server);
+    let at_start = server.descriptors_above_stdio();
     // A few resets, at the same time as the load, must not hurt anyone.
     let resets = std::thread::spawn(move || {
         for _ in 0..5 {
@@ -76,7 +45,7 @@ fn echoes_many_clients_exactly_then_holds_only_the_listener() {
         big.len()
     );
 
-    let log = wait_for_closed(&mut server, 200 + 5 + 1);
+    let log = server.wait_for_closed(200 + 5 + 1);
     let opened = log.iter().filter(|l| l.ends_with(" opened")).count();
     assert_eq!(
         opened,
@@ -95,7 +64,7 @@ fn echoes_many_clients_exactly_then_holds_only_the_listener() {
     );
     assert_eq!(log[1], "backend: select");
 
-    let fds = descriptors_above_stdio(&server);
+    let fds = server.descriptors_above_stdio();
     assert!(
         fds == at_start,
         "after every client left, the server should hold only what it held at start \
@@ -110,7 +79,7 @@ fn the_log_names_connections_by_id() {
     let mut server = ServerProcess::start(binary(), &[]);
     let echo = clients::half_close(server.addr, b"hello").expect("client");
     assert_eq!(echo, b"hello");
-    let log = wait_for_closed(&mut server, 1);
+    let log = server.wait_for_closed(1);
     // Everything but the first line (its port changes on every run).
     insta::assert_snapshot!("serve_log", log[1..].join("\n"));
 }

@@ -1,29 +1,11 @@
-//! Every scenario of ch03-select, run through the real binary and
-//! snapshotted: the book includes these snapshots, so it shows exactly what
-//! the binary prints on the reader's kernel.
-
-use std::process::Command;
-
-use lab_kit::transcript::{listed_scenarios, render};
-
-const PACKAGE: &str = "ch03-select";
-
-fn run(args: &[&str]) -> String {
-    let output = Command::new(assert_cmd::cargo::cargo_bin!("ch03-select"))
-        .args(args)
-        .output()
-        .expect("run ch03-select");
-    render(PACKAGE, args, &output)
-}
+//! Every scenario of chapter 03, run through the real binary (in each
+//! mode, for a scenario with `--mode`) and snapshotted: the book includes
+//! these snapshots, so it shows exactly what the binary prints.
 
 #[test]
 fn listing_and_every_scenario() {
-    let listing = run(&[]);
-    insta::assert_snapshot!("listing", listing);
-    let scenarios = listed_scenarios(&listing);
-    assert!(!scenarios.is_empty(), "no scenarios listed:\n{listing}");
-    for scenario in scenarios {
-        let transcript = run(&[&scenario]);
-        insta::assert_snapshot!(scenario.as_str(), transcript);
+    let binary = assert_cmd::cargo::cargo_bin!("ch03-select");
+    for (name, transcript) in lab_kit::transcript::all_transcripts("ch03-select", binary) {
+        insta::assert_snapshot!(name, transcript);
     }
 }

@@ -3,14 +3,12 @@
 //! whether an idle server sleeps.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
+use std::net::{Shutdown, TcpStream};
 use std::path::Path;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ch03_select::poller::{Event, Interest, Poller, Token};
-use ch05_epoll_api::EpollPoller;
+use lab_kit::clients::{self, Load};
 use lab_kit::server::ServerProcess;
 use lab_kit::watchdog::within;
 use nix::sys::signal::{Signal, kill};
@@ -26,144 +24,16 @@ fn start(backend: &str) -> ServerProcess {
     ServerProcess::start(binary(), &["--backend", backend])
 }
 
-/// A small deterministic pseudo-random generator (xorshift), so the
-/// message sizes are varied but the same on every run.
-struct Sizes(u64);
-impl Sizes {
-    fn next(&mut self, max: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        1 + (self.0 % max as u64) as usize
-    }
-}
-
-/// One client of [`echo_many`]: sends `message`, expects it back.
-struct Client {
-    stream: TcpStream,
-    message: Vec<u8>,
-    sent: usize,
-    received: Vec<u8>,
-    done: bool,
-}
-
-/// Connects `count` clients at once, each with a message of a random size
-/// up to `max_size`, drives them all from one epoll loop (writing while
-/// reading, so nobody deadlocks), and checks every byte that comes back.
-fn echo_many(addr: SocketAddr, count: usize, max_size: usize, seed: u64) {
-    let mut sizes = Sizes(seed);
-    let mut poller = EpollPoller::new().unwrap();
-    let mut clients = Vec::with_capacity(count);
-    for i in 0..count {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream.set_nonblocking(true).unwrap();
-        let size = sizes.next(max_size);
-        let message: Vec<u8> = (0..size).map(|j| (i * 31 + j * 7) as u8).collect();
-        poller
-            .add(stream.as_raw_fd(), Token(i), Interest::BOTH)
-            .unwrap();
-        clients.push(Client {
-            stream,
-            message,
-            sent: 0,
-            received: Vec::new(),
-            done: false,
-        });
-    }
-    let deadline = Instant::now() + LIMIT;
-    let mut remaining = count;
-    let mut events: Vec<Event> = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    while remaining > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "{remaining} of {count} clients still waiting for their echo after {LIMIT:?}"
-        );
-        poller
-            .wait(&mut events, Some(Duration::from_millis(500)))
-            .unwrap();
-        for event in &events {
-            let client = &mut clients[event.token.0];
-            if client.done {
-                continue;
-            }
-            if event.writable && client.sent < client.message.len() {
-                match client.stream.write(&client.message[client.sent..]) {
-                    Ok(n) => client.sent += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => panic!("client {}: write failed: {e}", event.token.0),
-                }
-                if client.sent == client.message.len() {
-                    poller
-                        .modify(client.stream.as_raw_fd(), event.token, Interest::READABLE)
-                        .unwrap();
-                }
-            }
-            if event.readable || event.hangup {
-                loop {
-                    match client.stream.read(&mut buf) {
-                        Ok(0) => panic!(
-                            "client {}: the server closed after echoing {} of {} bytes",
-                            event.token.0,
-                            client.received.len(),
-                            client.message.len()
-                        ),
-                        Ok(n) => client.received.extend_from_slice(&buf[..n]),
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                        Err(e) => panic!("client {}: read failed: {e}", event.token.0),
-                    }
-                }
-                if client.received.len() >= client.message.len() {
-                    assert!(
-                        client.received == client.message,
-                        "client {}: the echo differs from what was sent ({} bytes sent, {} back)",
-                        event.token.0,
-                        client.message.len(),
-                        client.received.len()
-                    );
-                    client.done = true;
-                    remaining -= 1;
-                    poller.delete(client.stream.as_raw_fd()).unwrap();
-                }
-            }
-        }
-    }
-}
-
-/// Waits until the server has logged `count` lines ending a connection.
-fn wait_for_closes(server: &mut ServerProcess, count: usize) {
-    let closed = |log: &[String]| log.iter().filter(|l| l.contains(" closed")).count();
-    while closed(server.log()) < count {
-        server.wait_for_line(LIMIT, &format!("{count} `closed` lines"), |l| {
-            l.contains(" closed")
-        });
-    }
-}
-
-/// The descriptors the server holds, apart from stdin, stdout and stderr.
-/// (A process can inherit more from whoever started it, so tests compare
-/// with what the server held right after it started.)
-fn descriptors_beyond_stdio(server: &ServerProcess) -> Vec<String> {
-    let dir = format!("/proc/{}/fd", server.pid());
-    let mut held: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| {
-            let entry = e.ok()?;
-            let number: i32 = entry.file_name().to_str()?.parse().ok()?;
-            (number > 2).then(|| std::fs::read_link(entry.path()).ok())?
-        })
-        .map(|target| {
-            let target = target.display().to_string();
-            // `socket:[12345]` -> `socket`; keep `anon_inode:[eventpoll]`.
-            if target.starts_with("socket:") {
-                "socket".to_string()
-            } else {
-                target
-            }
-        })
-        .collect();
-    held.sort();
-    held
+/// Many clients at once (see `lab_kit::clients::echo_many`: half of them
+/// half-close), every byte of every echo compared.
+fn echo_many(server: &ServerProcess, connections: usize, max_message: usize, seed: u64) {
+    let load = Load {
+        connections,
+        threads: 4,
+        max_message,
+        seed,
+    };
+    clients::echo_many(server.addr, load).unwrap_or_else(|e| panic!("{e}"));
 }
 
 fn vm_rss_kib(pid: u32) -> u64 {
@@ -178,20 +48,17 @@ fn vm_rss_kib(pid: u32) -> u64 {
 #[test]
 fn a_thousand_clients_at_once_get_every_byte_back_and_nothing_leaks() {
     let mut server = start("epoll");
-    let addr = server.addr;
-    let at_start = descriptors_beyond_stdio(&server);
-    let count = |kind: &str| at_start.iter().filter(|d| *d == kind).count();
+    let at_start = server.descriptors_above_stdio();
+    let count = |kind: &str| at_start.iter().filter(|d| d.contains(kind)).count();
     assert_eq!(
-        (count("socket"), count("anon_inode:[eventpoll]")),
+        (count("socket:"), count("anon_inode:[eventpoll]")),
         (1, 1),
         "a fresh server holds one listener and one epoll instance: {at_start:?}"
     );
-    within(LIMIT * 2, "1000 clients to be echoed", move || {
-        echo_many(addr, 1000, 64 * 1024, 0x5eed)
-    });
-    wait_for_closes(&mut server, 1000);
+    echo_many(&server, 1000, 64 * 1024, 0x5eed);
+    server.wait_for_closed(1000);
     assert_eq!(
-        descriptors_beyond_stdio(&server),
+        server.descriptors_above_stdio(),
         at_start,
         "after every client left, the server should hold only what it held at the start \
          (its listener and epoll instance): a connection was not closed somewhere"
@@ -202,14 +69,11 @@ fn a_thousand_clients_at_once_get_every_byte_back_and_nothing_leaks() {
 fn poll_and_select_backends_run_the_same_loop() {
     for backend in ["poll", "select"] {
         let mut server = start(backend);
-        let addr = server.addr;
-        let at_start = descriptors_beyond_stdio(&server);
-        within(LIMIT, "200 clients to be echoed", move || {
-            echo_many(addr, 200, 32 * 1024, 0xbac)
-        });
-        wait_for_closes(&mut server, 200);
+        let at_start = server.descriptors_above_stdio();
+        echo_many(&server, 200, 32 * 1024, 0xbac);
+        server.wait_for_closed(200);
         assert_eq!(
-            descriptors_beyond_stdio(&server),
+            server.descriptors_above_stdio(),
             at_start,
             "{backend}: only what the server held at the start should be left"
         );
@@ -279,26 +143,13 @@ fn resets_and_half_closes_end_only_their_own_connection() {
     within(LIMIT, "resets and half-closes to be handled", move || {
         let mut steady = TcpStream::connect(addr).unwrap();
         for round in 0..20 {
-            // A reset: SO_LINGER 0 makes close send RST.
-            let rude = TcpStream::connect(addr).unwrap();
-            (&rude).write_all(b"bye").unwrap();
-            let linger = nix::libc::linger {
-                l_onoff: 1,
-                l_linger: 0,
-            };
-            nix::sys::socket::setsockopt(&rude, nix::sys::socket::sockopt::Linger, &linger)
-                .unwrap();
-            drop(rude);
-            // A half-close: send, shut down writing, read the echo to EOF.
-            let mut half = TcpStream::connect(addr).unwrap();
+            clients::reset(addr, b"bye").unwrap();
             let words = format!("round {round}");
-            half.write_all(words.as_bytes()).unwrap();
-            half.shutdown(Shutdown::Write).unwrap();
-            let mut echo = String::new();
-            half.read_to_string(&mut echo).unwrap();
+            let echo = clients::half_close(addr, words.as_bytes()).unwrap();
             assert_eq!(
-                echo, words,
-                "a half-closed client must get its whole echo, then EOF"
+                echo,
+                words.as_bytes(),
+                "a half-closed client must get its whole echo, then end of file"
             );
             // The long-lived client is still served.
             steady.write_all(b"ok").unwrap();
@@ -308,12 +159,8 @@ fn resets_and_half_closes_end_only_their_own_connection() {
         }
     });
     // 20 resets + 20 half-closes + the steady client, when it goes.
-    wait_for_closes(&mut server, 40);
-    let resets = server
-        .log()
-        .iter()
-        .filter(|l| l.contains("ECONNRESET"))
-        .count();
+    let log = server.wait_for_closed(41);
+    let resets = log.iter().filter(|l| l.contains("ECONNRESET")).count();
     assert!(
         resets > 0,
         "the resets should show up as ECONNRESET in the log"

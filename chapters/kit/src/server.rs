@@ -132,17 +132,35 @@ impl ServerProcess {
         &self.log
     }
 
-    /// What the server's descriptors point to right now, from
-    /// `/proc/PID/fd` (e.g. `socket:[12345]`, `anon_inode:[eventpoll]`).
-    pub fn open_fds(&self) -> Vec<String> {
+    /// Waits until the server has logged `count` lines `conn-N closed: ...`
+    /// (counting from the start of its log) and returns the whole log.
+    pub fn wait_for_closed(&mut self, count: usize) -> Vec<String> {
+        let closed = |log: &[String]| log.iter().filter(|l| l.contains(" closed: ")).count();
+        while closed(self.log()) < count {
+            let want = format!("{count} `closed` lines");
+            self.wait_for_line(STARTUP_LIMIT * 2, &want, |line| line.contains(" closed: "));
+        }
+        self.log().to_vec()
+    }
+
+    /// The server's descriptors above stdin, stdout and stderr, from
+    /// `/proc/PID/fd`, as `7 -> socket:[12345]`. A process can inherit more
+    /// than stdio from whoever started it (a build tool's pipe, say), so a
+    /// leak check compares this list before and after, rather than with a
+    /// fixed expectation.
+    pub fn descriptors_above_stdio(&self) -> Vec<String> {
         let dir = format!("/proc/{}/fd", self.pid());
-        let mut targets: Vec<String> = std::fs::read_dir(&dir)
+        let mut fds: Vec<String> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("cannot read {dir}: {e}"))
-            .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
-            .map(|target| target.display().to_string())
+            .filter_map(|entry| {
+                let entry = entry.ok()?;
+                let number: i32 = entry.file_name().to_str()?.parse().ok()?;
+                let target = std::fs::read_link(entry.path()).ok()?;
+                (number > 2).then(|| format!("{number} -> {}", target.display()))
+            })
             .collect();
-        targets.sort();
-        targets
+        fds.sort();
+        fds
     }
 
     /// Sends SIGINT (what Ctrl-C sends) and waits for the process to end;

@@ -5,7 +5,8 @@
 //! scenario through the real binary ([`listed_scenarios`], [`render`]) and
 //! snapshots the result, so the book shows exactly what the binary prints.
 
-use std::process::Output;
+use std::path::Path;
+use std::process::{Command, Output};
 
 /// Subcommands that are not scenarios: they run until stopped (`serve`) or
 /// measure time (`bench`), so they are listed apart and never snapshotted.
@@ -75,4 +76,83 @@ pub fn render(package: &str, args: &[&str], output: &Output) -> String {
         None => text.push_str("(killed by a signal)\n"),
     }
     text
+}
+
+/// Runs `binary` the way a chapter's `tests/transcripts.rs` needs it: with
+/// no arguments (the listing), then every listed scenario, and a scenario
+/// that has a `--mode` flag once per mode its `--help` lists. Returns
+/// `(snapshot name, transcript)` pairs: `listing`, `NAME`, or `NAME--MODE`.
+/// The caller snapshots each pair with `insta::assert_snapshot!`, which
+/// must be called from the test's own file to find its snapshot folder.
+pub fn all_transcripts(package: &str, binary: &Path) -> Vec<(String, String)> {
+    let run = |args: &[&str]| -> Output {
+        Command::new(binary)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()))
+    };
+    let listing = run(&[]);
+    let scenarios = listed_scenarios(&String::from_utf8_lossy(&listing.stdout));
+    assert!(
+        !scenarios.is_empty(),
+        "{package} listed no scenarios:\n{}",
+        render(package, &[], &listing)
+    );
+    let mut transcripts = vec![("listing".to_string(), render(package, &[], &listing))];
+    for scenario in &scenarios {
+        let help = String::from_utf8_lossy(&run(&[scenario, "--help"]).stdout).to_string();
+        let modes = mode_values(&help);
+        if modes.is_empty() {
+            let output = run(&[scenario]);
+            transcripts.push((scenario.clone(), render(package, &[scenario], &output)));
+        }
+        for mode in modes {
+            let args = [scenario.as_str(), "--mode", mode.as_str()];
+            let output = run(&args);
+            transcripts.push((
+                format!("{scenario}--{mode}"),
+                render(package, &args, &output),
+            ));
+        }
+    }
+    transcripts
+}
+
+/// The values clap's `--help` lists for a `--mode` flag
+/// (`[possible values: level, edge]`), or none if there is no such flag.
+fn mode_values(help: &str) -> Vec<String> {
+    let Some(flag) = help.find("--mode") else {
+        return Vec::new();
+    };
+    let rest = &help[flag..];
+    let Some(start) = rest.find("[possible values: ") else {
+        return Vec::new();
+    };
+    let values = &rest[start + "[possible values: ".len()..];
+    let end = values.find(']').unwrap_or(values.len());
+    values[..end]
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_modes_of_a_mode_flag_only() {
+        let help = "Options:\n      --mode <MODE>  Register [default: level] \
+                    [possible values: level, edge]\n  -h, --help";
+        assert_eq!(mode_values(help), vec!["level", "edge"]);
+        let other = "      --backend <B>  [possible values: epoll, poll]\n";
+        assert!(mode_values(other).is_empty(), "only --mode makes modes");
+    }
+
+    #[test]
+    fn lists_scenarios_but_not_serve_or_bench() {
+        let listing = "x: y\n\nScenarios:\n  one    first\n  two    second\n\n\
+                       Also:\n  serve  serves\n  bench  measures\n";
+        assert_eq!(listed_scenarios(listing), vec!["one", "two"]);
+    }
 }
