@@ -66,17 +66,10 @@ fn a_thousand_clients_at_once_get_every_byte_back_and_nothing_leaks() {
 }
 
 #[test]
-fn poll_and_select_backends_run_the_same_loop() {
-    for backend in ["poll", "select"] {
+fn every_backend_passes_the_shared_echo_server_checks() {
+    for backend in ["epoll", "poll", "select"] {
         let mut server = start(backend);
-        let at_start = server.descriptors_above_stdio();
-        echo_many(&server, 200, 32 * 1024, 0xbac);
-        server.wait_for_closed(200);
-        assert_eq!(
-            server.descriptors_above_stdio(),
-            at_start,
-            "{backend}: only what the server held at the start should be left"
-        );
+        clients::check_echo_server(&mut server);
     }
 }
 

@@ -252,3 +252,66 @@ pub fn reset(addr: SocketAddr, data: &[u8]) -> io::Result<()> {
     drop(stream);
     Ok(())
 }
+
+/// The checks every echo server's `serve` tests share. With `server`
+/// freshly started: 200 clients at once with byte-exact echoes (half of
+/// them half-closing), 5 resets alongside, one half-closing client sending
+/// 300 KB (more than a server buffers per connection), then every
+/// connection logged `opened` and `closed`, and no descriptor left beyond
+/// what the server held at the start. Panics with what went wrong.
+pub fn check_echo_server(server: &mut crate::server::ServerProcess) {
+    let addr = server.addr;
+    // The listener, plus whatever the server inherited from the test's
+    // environment (a build tool's pipe, say).
+    let at_start = server.descriptors_above_stdio();
+    // A few resets, at the same time as the load, must not hurt anyone.
+    let resets = thread::spawn(move || {
+        for _ in 0..5 {
+            reset(addr, &[7u8; 3000]).expect("reset client");
+        }
+    });
+    let load = Load {
+        connections: 200,
+        threads: 4,
+        max_message: 64 * 1024,
+        seed: 3,
+    };
+    let echoed = echo_many(addr, load).unwrap_or_else(|e| panic!("{e}"));
+    assert!(echoed > 0);
+    resets.join().expect("reset thread");
+
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let echo = half_close(addr, &big).expect("half-closing client");
+    assert!(
+        echo == big,
+        "the half-closed client got {} of {} bytes back (or different bytes)",
+        echo.len(),
+        big.len()
+    );
+
+    let log = server.wait_for_closed(200 + 5 + 1);
+    let opened = log.iter().filter(|l| l.ends_with(" opened")).count();
+    assert_eq!(
+        opened,
+        206,
+        "every connection is logged as opened:\n{}",
+        log.join("\n")
+    );
+    let peer_closed = log
+        .iter()
+        .filter(|l| l.ends_with(" closed: peer closed"))
+        .count();
+    assert!(
+        peer_closed >= 201,
+        "the 201 well-behaved clients end with `peer closed`:\n{}",
+        log.join("\n")
+    );
+    let fds = server.descriptors_above_stdio();
+    assert!(
+        fds == at_start,
+        "after every client left, the server should hold only what it held at start \
+         (its listener):\nat start:\n{}\nnow:\n{}",
+        at_start.join("\n"),
+        fds.join("\n")
+    );
+}
