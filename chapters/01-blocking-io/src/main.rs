@@ -246,13 +246,13 @@ fn proc_threads() -> Result<()> {
         .context("no Threads: line in /proc/self/status")?
         .trim()
         .to_string();
-    trace::emit("proc", || {
-        format!("read(/proc/self/status) -> Threads: {threads}")
+    trace::view("proc", "proc", || {
+        format!("/proc/self/status => Threads: {threads}")
     });
     Ok(())
 }
 
-/// `read(/proc/self/task/*/comm) -> [...]`: one entry per thread, named by
+/// `[proc] /proc/self/task/*/comm => [...]`: one entry per thread, named by
 /// the thread itself (a name is cut to 15 bytes by the kernel).
 fn proc_thread_names() -> Result<()> {
     let mut names = Vec::new();
@@ -266,13 +266,13 @@ fn proc_thread_names() -> Result<()> {
         let prefix = name[..name.len() - digits.len()].to_string();
         (prefix, digits.parse::<u64>().unwrap_or(0), name.clone())
     });
-    trace::emit("proc", || {
-        format!("read(/proc/self/task/*/comm) -> [{}]", names.join(", "))
+    trace::view("proc", "proc", || {
+        format!("/proc/self/task/*/comm => [{}]", names.join(", "))
     });
     Ok(())
 }
 
-/// `read(/proc/self/maps) -> thread stacks: 11 of 256 KiB`: each thread's
+/// `[proc] /proc/self/maps => thread stacks: 11 of 256 KiB`: each thread's
 /// stack is an anonymous read-write mapping just above a small inaccessible
 /// guard page ([proc_pid_maps(5)](https://man7.org/linux/man-pages/man5/proc_pid_maps.5.html)).
 /// Mappings under 64 KiB (Rust's per-thread signal stacks) are left out.
@@ -308,8 +308,8 @@ fn proc_thread_stacks() -> Result<()> {
             .collect();
         groups.join(", ")
     };
-    trace::emit("proc", || {
-        format!("read(/proc/self/maps) -> thread stacks (above a guard page): {shown}")
+    trace::view("proc", "proc", || {
+        format!("/proc/self/maps => thread stacks (above a guard page): {shown}")
     });
     Ok(())
 }

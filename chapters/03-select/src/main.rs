@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use ch03_select::{EchoServer, Interest, Poller, SelectPoller, Token, traced};
 use clap::{CommandFactory, Parser, Subcommand};
-use lab_kit::trace::{self, blank, emit};
+use lab_kit::trace::{self, blank};
 use lab_kit::{fixtures, name_of, names, note};
 use nix::sys::select::FdSet;
 
@@ -81,7 +81,7 @@ fn main() -> anyhow::Result<()> {
 /// Prints the real descriptor numbers, relative to the baseline, for the
 /// scenarios where the number is the lesson.
 fn show_numbers(fds: &[&dyn AsFd]) {
-    emit("numbers", || {
+    trace::view("numbers", "numbers", || {
         let shown: Vec<String> = fds
             .iter()
             .map(|fd| {
@@ -89,7 +89,7 @@ fn show_numbers(fds: &[&dyn AsFd]) {
                 format!("{}={}", name_of(raw), names::number_of(raw))
             })
             .collect();
-        format!("numbers: {}", shown.join(", "))
+        format!("=> {}", shown.join(", "))
     });
 }
 

@@ -1,18 +1,19 @@
 //! [`Poller`] calls that print one transcript line each, from the real
-//! result, like lab-kit's traced system calls (and counted the same way):
-//! `select.add(high, Token(2), READABLE) -> error: fd 1024 is not below ...`
-//! and `  poll.wait(timeout=0) -> [Token(1): readable|hangup]`.
+//! result, and counted like lab-kit's traced system calls. They are the
+//! lab's own methods, not system calls, so they use the `[tag] ... =>` form:
+//! `[select backend] add(high, Token(2), READABLE) => error: ...` and
+//! `[poll backend] wait(timeout=0) => [Token(1): readable|hangup]`.
 //!
-//! The backend's own system call prints its line first (select or poll);
-//! the indented `wait` line under it shows the [`Event`]s the backend made
-//! of the kernel's answer.
+//! The backend's own system call prints its `->` line first (select, poll
+//! or epoll_wait); the `wait` line under it shows the [`Event`]s the backend
+//! made of the kernel's answer.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 use lab_kit::name_of;
-use lab_kit::trace::emit;
+use lab_kit::trace::view;
 
 use crate::poller::{Event, Interest, Poller, Token};
 
@@ -50,10 +51,9 @@ pub fn add(
 ) -> io::Result<()> {
     let raw = fd.as_fd().as_raw_fd();
     let r = poller.add(raw, token, wanted);
-    emit("add", || {
+    view("add", &tag(poller), || {
         format!(
-            "{}.add({}, {token:?}, {}) -> {}",
-            poller.name(),
+            "add({}, {token:?}, {}) => {}",
             name_of(raw),
             interest(wanted),
             shown(&r)
@@ -71,10 +71,9 @@ pub fn modify(
 ) -> io::Result<()> {
     let raw = fd.as_fd().as_raw_fd();
     let r = poller.modify(raw, token, wanted);
-    emit("modify", || {
+    view("modify", &tag(poller), || {
         format!(
-            "{}.modify({}, {token:?}, {}) -> {}",
-            poller.name(),
+            "modify({}, {token:?}, {}) => {}",
             name_of(raw),
             interest(wanted),
             shown(&r)
@@ -87,13 +86,8 @@ pub fn modify(
 pub fn delete(poller: &mut impl Poller, fd: impl AsFd) -> io::Result<()> {
     let raw = fd.as_fd().as_raw_fd();
     let r = poller.delete(raw);
-    emit("delete", || {
-        format!(
-            "{}.delete({}) -> {}",
-            poller.name(),
-            name_of(raw),
-            shown(&r)
-        )
+    view("delete", &tag(poller), || {
+        format!("delete({}) => {}", name_of(raw), shown(&r))
     });
     r
 }
@@ -105,7 +99,7 @@ pub fn wait(
     timeout: Option<Duration>,
 ) -> io::Result<()> {
     let r = poller.wait(events, timeout);
-    emit("wait", || {
+    view("wait", &tag(poller), || {
         let result = match &r {
             Ok(()) => {
                 let list: Vec<String> = events.iter().map(event).collect();
@@ -114,12 +108,16 @@ pub fn wait(
             Err(e) => format!("error: {e}"),
         };
         format!(
-            "  {}.wait(timeout={}) -> {result}",
-            poller.name(),
+            "wait(timeout={}) => {result}",
             lab_kit::trace::timeout(timeout)
         )
     });
     r
+}
+
+/// `select backend`: the tag of a backend method's line.
+fn tag(poller: &impl Poller) -> String {
+    format!("{} backend", poller.name())
 }
 
 fn shown(r: &io::Result<()>) -> String {

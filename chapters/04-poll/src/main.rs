@@ -9,7 +9,7 @@ use anyhow::Context;
 use ch03_select::{EchoServer, Interest, Poller, SelectPoller, Token, traced};
 use ch04_poll::PollPoller;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
-use lab_kit::trace::{self, blank, emit};
+use lab_kit::trace::{self, blank};
 use lab_kit::{fixtures, name_of, names, note};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::select::FdSet;
@@ -85,17 +85,18 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Prints each entry's two fields from the array itself:
-/// `pollfd a: events=POLLIN|POLLOUT revents=POLLOUT`.
+/// `[pollfd a] => events=POLLIN|POLLOUT revents=POLLOUT` (read from the
+/// array in memory after the call: a view, not a call).
 fn show_pollfds(fds: &[PollFd]) {
     for pollfd in fds {
-        emit("pollfd", || {
+        let tag = format!("pollfd {}", name_of(pollfd.as_fd().as_raw_fd()));
+        trace::view("pollfd", &tag, || {
             let revents = match pollfd.revents() {
                 Some(flags) => trace::poll_flags(flags),
                 None => "(bits nix does not know)".to_string(),
             };
             format!(
-                "  pollfd {}: events={} revents={}",
-                name_of(pollfd.as_fd().as_raw_fd()),
+                "=> events={} revents={}",
                 trace::poll_flags(pollfd.events()),
                 revents
             )

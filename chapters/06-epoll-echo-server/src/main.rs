@@ -158,14 +158,14 @@ fn run_bench(
 }
 
 /// An echo server on epoll whose log lines show up in the transcript as
-/// `log: ...`, with tokens named like its connections.
+/// `[log] ...`, with tokens named like its connections.
 fn traced_server(listener: TcpListener) -> Result<EchoServer<EpollPoller>> {
     name_token(0, "listener");
     for id in 1..=3 {
         name_token(id, &format!("conn-{id}"));
     }
     let server =
-        EchoServer::new(EpollPoller::new()?, listener)?.with_log(|line| println!("log: {line}"));
+        EchoServer::new(EpollPoller::new()?, listener)?.with_log(|line| println!("[log] {line}"));
     Ok(server)
 }
 

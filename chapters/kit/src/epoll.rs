@@ -19,7 +19,7 @@ use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
 use crate::names::{name, name_of, token_name};
-use crate::trace::{emit, errno, result, timeout};
+use crate::trace::{emit, errno, result, timeout, view};
 
 /// The three `epoll_ctl` operations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -221,35 +221,40 @@ pub fn parse_fdinfo(text: &str) -> Vec<Registration> {
 }
 
 /// Prints the interest list as the kernel holds it, sorted by name:
-/// `fdinfo(ep) -> [conn: EPOLLIN|EPOLLERR|EPOLLHUP data=conn]`.
+/// `[fdinfo ep] => [conn: EPOLLIN|EPOLLERR|EPOLLHUP data=conn]` (a view
+/// read from `/proc/self/fdinfo`, not one system call, so no `->`).
 pub fn show_interest_list(ep: &Epoll) -> std::io::Result<Vec<Registration>> {
     let r = interest_list(ep);
-    emit("fdinfo", || {
-        let shown = match &r {
-            Ok(list) => {
-                let mut entries: Vec<String> = list
-                    .iter()
-                    .map(|reg| {
-                        format!(
-                            "{}: {} data={}",
-                            name_of(reg.fd),
-                            epoll_flags(EpollFlags::from_bits_retain(reg.events as i32)),
-                            token_name(reg.data)
-                        )
-                    })
-                    .collect();
-                // The kernel's tree is ordered by `struct file` address,
-                // which differs from run to run: sort by name to compare.
-                entries.sort();
-                format!("[{}]", entries.join(", "))
-            }
-            Err(e) => match e.raw_os_error() {
-                Some(code) => errno(Errno::from_raw(code)),
-                None => e.to_string(),
-            },
-        };
-        format!("fdinfo({}) -> {shown}", name_of(ep.0.as_raw_fd()))
-    });
+    view(
+        "fdinfo",
+        &format!("fdinfo {}", name_of(ep.0.as_raw_fd())),
+        || {
+            let shown = match &r {
+                Ok(list) => {
+                    let mut entries: Vec<String> = list
+                        .iter()
+                        .map(|reg| {
+                            format!(
+                                "{}: {} data={}",
+                                name_of(reg.fd),
+                                epoll_flags(EpollFlags::from_bits_retain(reg.events as i32)),
+                                token_name(reg.data)
+                            )
+                        })
+                        .collect();
+                    // The kernel's tree is ordered by `struct file` address,
+                    // which differs from run to run: sort by name to compare.
+                    entries.sort();
+                    format!("[{}]", entries.join(", "))
+                }
+                Err(e) => match e.raw_os_error() {
+                    Some(code) => errno(Errno::from_raw(code)),
+                    None => e.to_string(),
+                },
+            };
+            format!("=> {shown}")
+        },
+    );
     r
 }
 

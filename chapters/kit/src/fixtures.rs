@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use crate::names::{name, name_of};
-use crate::trace::emit;
+use crate::trace::{bytes, emit, view};
 
 /// A connected pair of Unix stream sockets, named `a` and `b`
 /// ([socketpair(2)](https://man7.org/linux/man-pages/man2/socketpair.2.html)).
@@ -50,9 +50,11 @@ pub fn pipe(read_end: &str, write_end: &str) -> io::Result<(OwnedFd, OwnedFd)> {
 pub fn listener(listener_name: &str) -> io::Result<TcpListener> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     name(&listener, listener_name);
-    emit("listen", || {
+    // Several calls (socket, setsockopt SO_REUSEADDR, bind, listen): a
+    // `[setup]` line, not a `->` line.
+    view("listen", "setup", || {
         format!(
-            "socket+bind+listen(127.0.0.1:0) -> {}",
+            "socket+bind+listen(127.0.0.1:0) => {}",
             name_of(listener.as_raw_fd())
         )
     });
@@ -66,9 +68,10 @@ pub fn listener(listener_name: &str) -> io::Result<TcpListener> {
 pub fn connect(addr: SocketAddr, client_name: &str) -> io::Result<TcpStream> {
     let stream = TcpStream::connect(addr)?;
     name(&stream, client_name);
-    emit("connect", || {
+    // socket then connect: two calls, so a `[setup]` line.
+    view("connect", "setup", || {
         format!(
-            "connect(listener's address) -> {}",
+            "socket+connect(listener's address) => {}",
             name_of(stream.as_raw_fd())
         )
     });
@@ -89,9 +92,10 @@ pub fn regular_file(file_name: &str, contents: &[u8]) -> io::Result<File> {
     file.write_all(contents)?;
     file.rewind()?;
     name(&file, file_name);
-    emit("open", || {
+    view("open", "setup", || {
         format!(
-            "open(a new temporary file, O_RDWR) -> {}",
+            "open(new temporary file, O_RDWR)+unlink+write({})+lseek(0) => {}",
+            bytes(contents),
             name_of(file.as_fd().as_raw_fd())
         )
     });

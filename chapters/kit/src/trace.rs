@@ -65,6 +65,16 @@ pub fn emit(call: &'static str, line: impl FnOnce() -> String) {
     }
 }
 
+/// Counts one `what` and, if this thread prints, prints a line that is
+/// *not* one system call: the lab's own view of something (an fdinfo
+/// listing, a count, a backend method, a helper that makes several calls).
+/// Such lines look different on purpose: `[tag] body`, with `=>` where a
+/// syscall line would have `->`, e.g. `[tally] reads that returned EAGAIN => 1000`.
+/// A line with `->` is always exactly one real call.
+pub fn view(what: &'static str, tag: &str, body: impl FnOnce() -> String) {
+    emit(what, || format!("[{tag}] {}", body()));
+}
+
 /// Prints commentary: each line of `text` prefixed with `# `. Commentary
 /// explains; it never states what a call returned (the traced line does).
 pub fn note(text: &str) {
@@ -413,11 +423,11 @@ pub fn dup_from(fd: impl AsFd, min: RawFd, name: &str) -> nix::Result<OwnedFd> {
 }
 
 /// Prints a measurement taken from real results, such as a count of calls
-/// made quietly: `tally(epoll_wait calls that returned at once) -> 10000`.
+/// made quietly: `[tally] epoll_wait calls that returned at once => 10000`.
 /// Counts the scenario computed, not commentary: `value` must come from the
 /// real calls.
 pub fn tally(what: &str, value: impl std::fmt::Display) {
-    emit("tally", || format!("tally({what}) -> {value}"));
+    view("tally", "tally", || format!("{what} => {value}"));
 }
 
 /// [recv(2)](https://man7.org/linux/man-pages/man2/recv.2.html) with
