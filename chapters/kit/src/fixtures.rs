@@ -101,3 +101,31 @@ pub fn regular_file(file_name: &str, contents: &[u8]) -> io::Result<File> {
     });
     Ok(file)
 }
+
+/// Sets this process's soft limit on open descriptors (`RLIMIT_NOFILE`) to
+/// exactly `soft`, keeping the hard limit, so that descriptor numbers below
+/// `soft` can be opened ([getrlimit(2)](https://man7.org/linux/man-pages/man2/getrlimit.2.html)).
+/// A scenario that needs descriptor 1024 or 5000 calls it first. Setting it
+/// always, not only when it is too low, keeps the transcript the same on every
+/// machine. A hard limit below `soft` fails (the line shows `EINVAL`, what
+/// setrlimit answers to a soft limit above the hard one).
+///
+/// Two calls (getrlimit to learn the hard limit, then setrlimit), so a
+/// `[setup]` line: `[setup] getrlimit+setrlimit(RLIMIT_NOFILE, soft=2048, hard kept) => ok`.
+pub fn descriptor_limit(soft: u64) -> io::Result<()> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    // A soft limit above the hard one is refused by setrlimit (EINVAL).
+    let r = getrlimit(Resource::RLIMIT_NOFILE)
+        .and_then(|(_, hard)| setrlimit(Resource::RLIMIT_NOFILE, soft, hard));
+    view("setrlimit", "setup", || {
+        let shown = crate::trace::result(&r, |_| "ok".to_string());
+        format!("getrlimit+setrlimit(RLIMIT_NOFILE, soft={soft}, hard kept) => {shown}")
+    });
+    r.map_err(|e| {
+        io::Error::other(format!(
+            "this scenario needs descriptors up to {}: setting the soft RLIMIT_NOFILE to {soft} \
+             failed ({e}); is the hard limit (`ulimit -Hn`) lower?",
+            soft - 1
+        ))
+    })
+}
