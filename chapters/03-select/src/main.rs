@@ -2,7 +2,7 @@
 //! an echo server over the select backend.
 
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -32,6 +32,8 @@ enum Command {
     Scan,
     /// a descriptor >= FD_SETSIZE (1024) is refused with an error, not a panic
     FdSetsize,
+    /// the kernel has no FD_SETSIZE: a bitmap larger than fd_set watches fds 1024 and 5000
+    LargerBitmap,
     /// a regular file is always readable and writable
     RegularFile,
     /// select has no hang-up set: a peer's close shows as readable
@@ -71,6 +73,7 @@ fn main() -> anyhow::Result<()> {
         Command::Nfds => nfds(),
         Command::Scan => scan(),
         Command::FdSetsize => fd_setsize(),
+        Command::LargerBitmap => larger_bitmap(),
         Command::RegularFile => regular_file(),
         Command::Hangup => hangup(),
         Command::Poller => poller(),
@@ -168,7 +171,8 @@ fn nfds() -> anyhow::Result<()> {
 
 fn scan() -> anyhow::Result<()> {
     let base = names::set_baseline()?;
-    allow_descriptors_up_to(u64::try_from(base + 1000)?)?;
+    note("far will be descriptor base+1000: first allow numbers up to 2047.");
+    fixtures::descriptor_limit(2048)?;
     let (a, peer_a) = fixtures::socketpair("a", "peer-a")?;
     trace::write(&peer_a, b"x")?;
     let far = trace::dup_from(&a, base + 1000, "far")?;
@@ -206,31 +210,11 @@ fn scan() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Makes sure this process may open descriptors numbered up to `highest`:
-/// raises the soft RLIMIT_NOFILE (up to the hard limit) if it is lower.
-fn allow_descriptors_up_to(highest: u64) -> anyhow::Result<()> {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).context("getrlimit(RLIMIT_NOFILE)")?;
-    if soft <= highest {
-        anyhow::ensure!(
-            hard > highest,
-            "this scenario needs descriptor {highest}, but the hard RLIMIT_NOFILE is {hard}"
-        );
-        setrlimit(
-            Resource::RLIMIT_NOFILE,
-            (highest + 1).max(2048).min(hard),
-            hard,
-        )
-        .context("setrlimit(RLIMIT_NOFILE)")?;
-    }
-    Ok(())
-}
-
 // ANCHOR: fd_setsize
 fn fd_setsize() -> anyhow::Result<()> {
     note("Descriptor numbers here are the real ones: FD_SETSIZE is about the number.");
-    note("(The scenario raises its soft RLIMIT_NOFILE if it is too low to reach 1024.)");
-    allow_descriptors_up_to(1024)?;
+    note("First allow this process descriptors numbered up to 2047:");
+    fixtures::descriptor_limit(2048)?;
     let (r, w) = fixtures::pipe("r", "w")?;
     let low = trace::dup_from(&r, 1023, "low")?;
     let high = trace::dup_from(&r, 1024, "high")?;
@@ -242,7 +226,8 @@ fn fd_setsize() -> anyhow::Result<()> {
     let _ = traced::add(&mut poller, &high, Token(2), Interest::READABLE);
     note("Refused at add, with an error the caller can handle (a server closes that one");
     note("connection and goes on). Setting bit 1024 would write past the end of the set:");
-    note("nix's FdSet::insert panics instead, so the backend checks first.");
+    note("nix's FdSet::insert panics instead, so the backend checks first. The limit is");
+    note("the fd_set type's, not the kernel's: scenario larger-bitmap.");
     blank();
     note("The registered descriptor still works:");
     trace::write(&w, b"x")?;
@@ -251,6 +236,89 @@ fn fd_setsize() -> anyhow::Result<()> {
     Ok(())
 }
 // ANCHOR_END: fd_setsize
+
+// ANCHOR: larger_bitmap
+fn larger_bitmap() -> anyhow::Result<()> {
+    note("Descriptor numbers here are the real ones. Allow descriptors up to 8191:");
+    fixtures::descriptor_limit(8192)?;
+    let (r, w) = fixtures::pipe("r", "w")?;
+    let high = trace::dup_from(&r, 1024, "high")?;
+    let higher = trace::dup_from(&r, 5000, "higher")?;
+    trace::write(&w, b"x")?;
+    blank();
+    note("An fd_set (1024 bits) cannot hold these numbers, but the kernel's select does");
+    note("not use that type: it copies in nfds bits, in whole words (unsigned long), from");
+    note("the memory it is given. Here: a bitmap of our own, sized for nfds = higher + 1.");
+    let fds = [high.as_raw_fd(), higher.as_raw_fd()];
+    raw_select(&fds)?;
+    note("Both are reported readable. FD_SETSIZE is the size of the C library's fd_set");
+    note("type (and nix's FdSet), not a limit of the kernel (select(2), BUGS). The cost");
+    note("is still nfds bits copied in, scanned and copied out on every call.");
+    Ok(())
+}
+
+/// One select(2) call with a read set of our own size: `nfds` bits (the
+/// highest of `fds` + 1), rounded up to whole `unsigned long` words, the unit
+/// the kernel copies (fs/select.c, `FDS_BYTES`). No write or except set; a
+/// zero timeout. Prints one line from the real arguments and result.
+fn raw_select(fds: &[RawFd]) -> anyhow::Result<i32> {
+    use nix::libc::{self, c_ulong};
+    const WORD: usize = c_ulong::BITS as usize;
+    let nfds = nfds_for_raw(fds);
+    let mut bits: Vec<c_ulong> = vec![0; (nfds as usize).div_ceil(WORD)];
+    for &fd in fds {
+        let fd = fd as usize;
+        bits[fd / WORD] |= 1 << (fd % WORD);
+    }
+    let set_names = |bits: &[c_ulong]| -> String {
+        let mut names: Vec<String> = (0..bits.len() * WORD)
+            .filter(|&fd| bits[fd / WORD] & (1 << (fd % WORD)) != 0)
+            .map(|fd| name_of(fd as RawFd))
+            .collect();
+        names.sort();
+        format!("{{{}}}", names.join(", "))
+    };
+    let asked = format!(
+        "select(nfds={nfds}, read={}-bit set {}, write=NULL, timeout=0)",
+        bits.len() * WORD,
+        set_names(&bits)
+    );
+    let mut timeout = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    // SAFETY: the kernel reads and writes nfds bits of the read set, rounded
+    // up to whole unsigned longs, and `bits` is exactly that long; the other
+    // sets are NULL, and `timeout` is a valid timeval. The C library passes
+    // the pointers to the kernel unchanged; nothing else holds `bits`.
+    let ready = unsafe {
+        libc::select(
+            nfds,
+            bits.as_mut_ptr().cast::<libc::fd_set>(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &mut timeout,
+        )
+    };
+    let r = if ready < 0 {
+        Err(nix::errno::Errno::last())
+    } else {
+        Ok(ready)
+    };
+    trace::emit("select", || {
+        let shown = trace::result(&r, |n| {
+            format!("{n}: read={}, write=NULL", set_names(&bits))
+        });
+        format!("{asked} -> {shown}")
+    });
+    Ok(r?)
+}
+// ANCHOR_END: larger_bitmap
+
+/// nfds for raw descriptor numbers: the highest + 1.
+fn nfds_for_raw(fds: &[RawFd]) -> i32 {
+    fds.iter().max().map_or(0, |highest| highest + 1)
+}
 
 fn regular_file() -> anyhow::Result<()> {
     names::set_baseline()?;

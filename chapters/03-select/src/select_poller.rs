@@ -19,13 +19,14 @@ use nix::sys::select::{FD_SETSIZE, FdSet};
 use crate::poller::{Event, Interest, Poller, Token};
 
 /// The error for a descriptor that an `fd_set` has no bit for: `fd` is
-/// `FD_SETSIZE` (1024) or more. select(2): "select() can monitor only file
-/// descriptors numbers that are less than FD_SETSIZE".
+/// `FD_SETSIZE` (1024) or more.
 ///
-/// `FD_SETSIZE` is the size of the C library's `fd_set` type. Setting bit
-/// 1024 of a 1024-bit set would write past its end, which is why nix's
-/// `FdSet::insert` panics on it; code that can meet such numbers (any
-/// server) checks first and returns this error.
+/// `FD_SETSIZE` is the size of the C library's `fd_set` type (and of nix's
+/// `FdSet`), not a limit of the kernel: select(2), BUGS, "The Linux kernel
+/// imposes no fixed limit, but the glibc implementation makes fd_set a
+/// fixed-size type". Setting bit 1024 of a 1024-bit set would write past its
+/// end, which is why nix's `FdSet::insert` panics on it; code that can meet
+/// such numbers (any server) checks first and returns this error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FdTooHigh {
     /// The descriptor number that was refused.
@@ -36,8 +37,8 @@ impl fmt::Display for FdTooHigh {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "fd {} is not below FD_SETSIZE ({FD_SETSIZE}): an fd_set has no bit for it \
-             (select can only watch descriptors 0..{FD_SETSIZE}; poll and epoll have no such limit)",
+            "fd {} is not below FD_SETSIZE ({FD_SETSIZE}): the fd_set type has no bit for it \
+             (poll and epoll take any descriptor number)",
             self.fd
         )
     }
