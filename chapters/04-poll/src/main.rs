@@ -39,6 +39,8 @@ enum Command {
     Hangup,
     /// a closed descriptor: poll says POLLNVAL and succeeds, select fails with EBADF
     ClosedFd,
+    /// a regular file: POLLIN and POLLOUT at once, at end of file too; no error
+    RegularFile,
     /// poll has no FD_SETSIZE: descriptors 1024 and far beyond work
     NoFdLimit,
     /// the poll backend of the Poller trait: one array kept between waits
@@ -78,6 +80,7 @@ fn main() -> anyhow::Result<()> {
         Command::Revents => revents(),
         Command::Hangup => hangup(),
         Command::ClosedFd => closed_fd(),
+        Command::RegularFile => regular_file(),
         Command::NoFdLimit => no_fd_limit(),
         Command::Poller => poller(),
         Command::Serve { .. } => unreachable!("handled above"),
@@ -155,8 +158,11 @@ fn hangup() -> anyhow::Result<()> {
     trace::close(w)?;
     let mut fds = [PollFd::new(r.as_fd(), PollFlags::POLLIN)];
     trace::poll(&mut fds, PollTimeout::ZERO)?;
-    note("POLLHUP without POLLIN: a loop that reads only on POLLIN never sees this end");
-    note("of file, and since POLLHUP comes back on every call, it spins.");
+    note("POLLHUP without POLLIN, and again on the next call:");
+    trace::poll(&mut fds, PollTimeout::ZERO)?;
+    note("Yet a read is what tells the end of the pipe:");
+    trace::read(&r, &mut buf)?;
+    note("A loop that reads only on POLLIN never makes that read, and polls forever.");
     blank();
 
     note("The other direction: a pipe's write end whose only reader closed.");
@@ -164,7 +170,9 @@ fn hangup() -> anyhow::Result<()> {
     trace::close(r2)?;
     let mut fds = [PollFd::new(w2.as_fd(), PollFlags::POLLOUT)];
     trace::poll(&mut fds, PollTimeout::ZERO)?;
-    note("POLLERR, unasked: the write end is broken.");
+    note("POLLERR, unasked: the write end is broken. (Rust programs start with SIGPIPE");
+    note("ignored, so the write fails with EPIPE instead of the signal ending the");
+    note("process: pipe(7).)");
     let _ = trace::write(&w2, b"x");
     blank();
 
@@ -173,8 +181,10 @@ fn hangup() -> anyhow::Result<()> {
     trace::shutdown(&peer_b, Shutdown::Write)?;
     let mut fds = [PollFd::new(b.as_fd(), PollFlags::POLLIN)];
     trace::poll(&mut fds, PollTimeout::ZERO)?;
-    note("Readable (the read returns 0), but not POLLHUP: peer-b can still read from b.");
-    note("poll's POLLRDHUP tells this half-close apart; nix's PollFlags has no name for it.");
+    trace::read(&b, &mut buf)?;
+    note("Readable, and the read returns 0, but no POLLHUP: only one direction is shut,");
+    note("and peer-b can still read what b writes. (poll(2) has POLLRDHUP for this");
+    note("half-close, since Linux 2.6.17; nix's PollFlags has no name for it.)");
     Ok(())
 }
 // ANCHOR_END: hangup
@@ -183,6 +193,7 @@ fn hangup() -> anyhow::Result<()> {
 fn closed_fd() -> anyhow::Result<()> {
     names::set_baseline()?;
     let (r, w) = fixtures::pipe("r", "w")?;
+    show_numbers(&[&r, &w]);
     trace::write(&w, b"x")?;
     let number = r.as_raw_fd();
     note("Close r, but keep its number in the array (a classic bug: close before removing).");
@@ -194,7 +205,11 @@ fn closed_fd() -> anyhow::Result<()> {
     let mut fds = [PollFd::new(stale, PollFlags::POLLIN)];
     trace::poll(&mut fds, PollTimeout::ZERO)?;
     note("poll succeeds and flags that one entry POLLNVAL (unasked), so the others in");
-    note("the array are still served. The fix is to remove the entry before closing.");
+    note("the array are still served. Asking for nothing at all (events = 0) changes");
+    note("nothing; POLLNVAL is never something you ask for:");
+    let mut fds = [PollFd::new(stale, PollFlags::empty())];
+    trace::poll(&mut fds, PollTimeout::ZERO)?;
+    note("The fix is to remove the entry before closing.");
     blank();
 
     note("The same mistake with select fails the whole call:");
@@ -207,7 +222,8 @@ fn closed_fd() -> anyhow::Result<()> {
 
     note("Worse than both: if a new descriptor had taken the number, poll would watch");
     note("the new file under the old entry, without any error.");
-    let (_r3, w3) = fixtures::pipe("new-r", "new-w")?;
+    let (r3, w3) = fixtures::pipe("new-r", "new-w")?;
+    show_numbers(&[&r3, &w3]);
     trace::write(&w3, b"y")?;
     note("pipe() took the lowest free numbers, r's old one among them: an entry still");
     note("holding that number now watches new-r.");
@@ -217,27 +233,50 @@ fn closed_fd() -> anyhow::Result<()> {
 }
 // ANCHOR_END: closed_fd
 
-/// Makes sure this process may open descriptors numbered up to `highest`:
-/// raises the soft RLIMIT_NOFILE (up to the hard limit) if it is lower.
-fn allow_descriptors_up_to(highest: u64) -> anyhow::Result<()> {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).context("getrlimit(RLIMIT_NOFILE)")?;
-    if soft <= highest {
-        anyhow::ensure!(
-            hard > highest,
-            "this scenario needs descriptor {highest}, but the hard RLIMIT_NOFILE is {hard}"
-        );
-        setrlimit(Resource::RLIMIT_NOFILE, (highest + 1).min(hard), hard)
-            .context("setrlimit(RLIMIT_NOFILE)")?;
-    }
+// ANCHOR: regular_file
+fn regular_file() -> anyhow::Result<()> {
+    let file = fixtures::regular_file("notes.txt", b"hello")?;
+    let ask_both = || -> nix::Result<i32> {
+        let mut fds = [PollFd::new(
+            file.as_fd(),
+            PollFlags::POLLIN | PollFlags::POLLOUT,
+        )];
+        trace::poll(&mut fds, PollTimeout::ZERO)
+    };
+    ask_both()?;
+    let mut buf = [0u8; 64];
+    trace::read(&file, &mut buf)?;
+    trace::read(&file, &mut buf)?;
+    note("At end of file, and still:");
+    ask_both()?;
+    note("No error and no POLLERR: a regular file has no wait queue and never blocks,");
+    note("so the kernel answers \"readable and writable\" for it every time, data or");
+    note("not (fs/select.c: a file without a poll method gets DEFAULT_POLLMASK). poll");
+    note("cannot tell you that a file has grown. (epoll refuses such files: chapter 05.)");
     Ok(())
+}
+// ANCHOR_END: regular_file
+
+/// Prints the real descriptor numbers, relative to the baseline, where the
+/// number is the lesson: `[numbers] => r=base+0, w=base+1`.
+fn show_numbers(fds: &[&dyn AsFd]) {
+    trace::view("numbers", "numbers", || {
+        let shown: Vec<String> = fds
+            .iter()
+            .map(|fd| {
+                let raw = fd.as_fd().as_raw_fd();
+                format!("{}={}", name_of(raw), names::number_of(raw))
+            })
+            .collect();
+        format!("=> {}", shown.join(", "))
+    });
 }
 
 // ANCHOR: no_fd_limit
 fn no_fd_limit() -> anyhow::Result<()> {
     note("Descriptor numbers here are the real ones: FD_SETSIZE is about the number.");
-    note("(The scenario raises its soft RLIMIT_NOFILE if it is too low to reach 5000.)");
-    allow_descriptors_up_to(5000)?;
+    note("First allow this process descriptors numbered up to 8191:");
+    fixtures::descriptor_limit(8192)?;
     let (r, w) = fixtures::pipe("r", "w")?;
     let high = trace::dup_from(&r, 1024, "high")?;
     let higher = trace::dup_from(&r, 5000, "higher")?;
@@ -248,7 +287,9 @@ fn no_fd_limit() -> anyhow::Result<()> {
     ];
     trace::poll(&mut fds, PollTimeout::ZERO)?;
     note("A pollfd holds the number itself, not a bit in a fixed-size map: any open");
-    note("descriptor can be watched. The two backends side by side:");
+    note("descriptor can be watched. The two backends side by side (select's refuses");
+    note("high because its fd_set type has no bit for it; chapter 03's larger-bitmap");
+    note("shows the kernel's select itself would take it):");
     blank();
     let mut select = SelectPoller::new();
     let _ = traced::add(&mut select, &high, Token(1), Interest::READABLE);
