@@ -32,17 +32,21 @@ pub const CLIENT_STACK_SIZE: usize = 256 * 1024;
 /// Writes every byte of `data` to `fd`
 /// ([write(2)](https://man7.org/linux/man-pages/man2/write.2.html)).
 ///
-/// One `write` may take fewer bytes than it was given (a signal arrived
+/// One `write` may take fewer bytes than it was given (a signal handler ran
 /// after part of the buffer was queued, a send timeout expired): the count
 /// it returns is what the kernel took, so we loop on the rest.
+/// ([signal(7)](https://man7.org/linux/man-pages/man7/signal.7.html),
+/// "Interruption of system calls and library functions by signal handlers".)
 pub fn write_all(fd: impl AsFd, mut data: &[u8]) -> nix::Result<()> {
     while !data.is_empty() {
         match trace::write(&fd, data) {
             // On a blocking socket or pipe, write sleeps until it can take at
             // least one byte, so a non-empty write never returns 0 here.
             Ok(written) => data = &data[written..],
-            // A signal arrived before any byte was queued: nothing was
-            // written, so the same call is simply made again.
+            // A signal handler installed without SA_RESTART ran before any
+            // byte was queued (with SA_RESTART the kernel restarts the call
+            // itself): nothing was written, so make the same call again.
+            // `cargo run -p ch01-blocking-io -- eintr` shows both cases.
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e),
         }
@@ -65,7 +69,8 @@ pub fn echo(conn: impl AsFd) -> nix::Result<u64> {
         let received = match trace::read(&conn, &mut buf) {
             Ok(0) => return Ok(echoed),
             Ok(n) => n,
-            // A signal woke the sleeping read before any data came: retry.
+            // A handler installed without SA_RESTART interrupted the
+            // sleeping read before any data came: retry.
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e),
         };
@@ -81,7 +86,8 @@ pub fn echo(conn: impl AsFd) -> nix::Result<u64> {
 fn accept_next(listener: &TcpListener, id: u64) -> nix::Result<OwnedFd> {
     loop {
         match trace::accept(listener, &format!("conn-{id}")) {
-            // EINTR: a signal woke the sleeping accept. ECONNABORTED: the
+            // EINTR: a handler installed without SA_RESTART interrupted the
+            // sleeping accept. ECONNABORTED: the
             // client gave up while queued. Neither is the listener's fault.
             Err(Errno::EINTR | Errno::ECONNABORTED) => continue,
             other => return other,

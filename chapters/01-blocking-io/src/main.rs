@@ -4,7 +4,9 @@
 //! transcript of real system calls; `serve` runs the echo server.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -13,7 +15,10 @@ use clap::{CommandFactory, Parser, Subcommand};
 use lab_kit::trace::{self, blank};
 use lab_kit::{fixtures, note};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::pthread::{Pthread, pthread_kill, pthread_self};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use nix::sys::socket::Shutdown;
+use nix::unistd::{Pid, gettid};
 
 use ch01_blocking_io::{
     CLIENT_STACK_SIZE, Log, echo, print_log, quiet_log, serve_one_at_a_time,
@@ -38,6 +43,8 @@ enum Command {
     ThreadPerClient,
     /// What a thread per connection costs: threads and stacks, read from /proc/self
     ThreadCost,
+    /// A signal interrupts a blocked read: EINTR without SA_RESTART; with it, the read goes on
+    Eintr,
     /// Run the echo server until Ctrl-C (thread per client unless --one-at-a-time)
     ///
     /// Prints `listening on ADDR` first, then one line per connection event.
@@ -68,6 +75,7 @@ fn main() -> Result<()> {
         Command::SecondClientWaits => second_client_waits(),
         Command::ThreadPerClient => thread_per_client(),
         Command::ThreadCost => thread_cost(),
+        Command::Eintr => eintr(),
         Command::Serve {
             addr,
             one_at_a_time,
@@ -94,10 +102,11 @@ fn start_server(
     Ok(())
 }
 
-/// A client connected to `addr`, with a read timeout as a safety net.
+/// A client connected to `addr`, with a read timeout as a safety net
+/// (shown: `setsockopt(client-1, SO_RCVTIMEO, 5s) -> 0`).
 fn client(addr: SocketAddr, name: &str) -> Result<TcpStream> {
     let stream = fixtures::connect(addr, name).with_context(|| format!("connecting {name}"))?;
-    stream.set_read_timeout(Some(SAFETY_NET))?;
+    trace::set_read_timeout(&stream, SAFETY_NET)?;
     Ok(stream)
 }
 
@@ -123,6 +132,8 @@ fn blocking_echo() -> Result<()> {
 /// Client-1 talks, then stays connected while client-2 asks for an echo.
 /// Returns client-1 and client-2 (still open).
 fn client_2_asks_while_client_1_idles(addr: SocketAddr) -> Result<(TcpStream, TcpStream)> {
+    note("Two clients. So that no read of theirs can hang this scenario, each read");
+    note("gives up after 5s with EAGAIN (SO_RCVTIMEO, socket(7)). None below needs it.");
     let client_1 = client(addr, "client-1")?;
     let client_2 = client(addr, "client-2")?;
     note("connect returned once the kernel completed each handshake, whether or not");
@@ -154,8 +165,11 @@ fn second_client_waits() -> Result<()> {
     start_server(listener, serve_one_at_a_time)?;
     let (client_1, client_2) = client_2_asks_while_client_1_idles(addr)?;
     readable_within(&client_2, 200)?;
-    note("Nothing: the server sleeps in read(conn-1), waiting for client-1, and has");
-    note("not even accepted client-2. One idle client stalls every other client.");
+    note("Nothing. Where is the server? /proc shows where its thread sleeps:");
+    thread_asleep_in("accept-loop")?;
+    note("In read(conn-1), waiting for client-1. Its next accept comes only after that");
+    note("read returns, so client-2 waits, accepted by the kernel but not by the server.");
+    note("One idle client stalls every other client.");
     blank();
     note("client-1 ends its side; the server's read(conn-1) returns 0, it closes");
     note("conn-1 and only then accepts client-2.");
@@ -178,8 +192,9 @@ fn thread_per_client() -> Result<()> {
     // A generous limit: poll returns the moment the echo arrives, and a busy
     // machine must not turn a late thread into a different transcript.
     readable_within(&client_2, 5000)?;
-    note("client-2's thread echoed at once, while client-1's thread sleeps in its own");
-    note("read(conn-1). (poll returns as soon as client-2 is readable.)");
+    note("client-2's thread echoed (poll returns as soon as client-2 is readable),");
+    note("while client-1's thread, named conn-1, sleeps in its own read:");
+    thread_asleep_in("conn-1")?;
     let mut buf = [0u8; 64];
     trace::read(&client_2, &mut buf)?;
     trace::close(OwnedFd::from(client_1))?;
@@ -312,6 +327,236 @@ fn proc_thread_stacks() -> Result<()> {
         format!("/proc/self/maps => thread stacks (above a guard page): {shown}")
     });
     Ok(())
+}
+
+/// How long a scenario waits for another thread to reach a blocking call
+/// before it gives up with an error. Never reached when all is well.
+const WAIT_LIMIT: Duration = Duration::from_secs(5);
+
+/// The thread id of this process's thread named `name`, from
+/// `/proc/self/task/*/comm`.
+fn thread_named(name: &str) -> Result<Pid> {
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let task = task?;
+        let comm = std::fs::read_to_string(task.path().join("comm"))?;
+        if comm.trim_end() == name {
+            let tid: i32 = task.file_name().to_string_lossy().parse()?;
+            return Ok(Pid::from_raw(tid));
+        }
+    }
+    anyhow::bail!("no thread named {name} in /proc/self/task")
+}
+
+/// The call thread `tid` of this process is blocked in, as (number, first
+/// argument), from `/proc/self/task/TID/syscall`
+/// ([proc_pid_syscall(5)](https://man7.org/linux/man-pages/man5/proc_pid_syscall.5.html)).
+/// `None` while the thread runs (the file then says `running`) or is blocked
+/// outside a system call (`-1`).
+fn blocked_in(tid: Pid) -> Result<Option<(i64, i64)>> {
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))?;
+    let mut fields = text.split_whitespace();
+    let Ok(number) = fields.next().unwrap_or("").parse::<i64>() else {
+        return Ok(None);
+    };
+    if number < 0 {
+        return Ok(None);
+    }
+    let first = fields.next().context("syscall file without arguments")?;
+    let first = i64::from_str_radix(first.trim_start_matches("0x"), 16)?;
+    Ok(Some((number, first)))
+}
+
+/// Waits (without sleeping: yielding the CPU) until thread `tid` is blocked
+/// in a call that `wanted` accepts, for at most [`WAIT_LIMIT`].
+fn wait_until_blocked(tid: Pid, wanted: impl Fn(i64, i64) -> bool) -> Result<(i64, i64)> {
+    let deadline = std::time::Instant::now() + WAIT_LIMIT;
+    loop {
+        if let Some((number, first)) = blocked_in(tid)?
+            && wanted(number, first)
+        {
+            return Ok((number, first));
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "thread {tid} did not block in the expected call within {WAIT_LIMIT:?}"
+        );
+        thread::yield_now();
+    }
+}
+
+/// `[proc] thread accept-loop (/proc/self/task/*/syscall) => asleep in read(conn-1)`:
+/// where the server thread named `name` sleeps. Waits until it sleeps in a
+/// system call, leaving out futex (a lock taken for a moment, not the
+/// server's own call).
+fn thread_asleep_in(name: &str) -> Result<()> {
+    use nix::libc;
+    let tid = thread_named(name)?;
+    let (number, first) = wait_until_blocked(tid, |number, _| number != libc::SYS_futex)?;
+    let call = match number {
+        libc::SYS_read => format!("read({})", lab_kit::name_of(first as i32)),
+        libc::SYS_accept | libc::SYS_accept4 => {
+            format!("accept({})", lab_kit::name_of(first as i32))
+        }
+        other => format!("system call number {other}"),
+    };
+    trace::view("proc", "proc", || {
+        format!("thread {name} (/proc/self/task/*/syscall) => asleep in {call}")
+    });
+    Ok(())
+}
+
+/// How many times the SIGUSR1 handler of the `eintr` scenario ran.
+static HANDLER_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// The handler: it only counts. An atomic add is async-signal-safe.
+extern "C" fn count_handler_run(_signal: nix::libc::c_int) {
+    HANDLER_RUNS.fetch_add(1, Ordering::SeqCst);
+}
+
+// ANCHOR: sigaction
+/// [sigaction(2)](https://man7.org/linux/man-pages/man2/sigaction.2.html):
+/// installs [`count_handler_run`] for SIGUSR1, with `flags` (empty, or
+/// SA_RESTART): `sigaction(SIGUSR1, {count_handler_run, SA_RESTART}) -> 0`.
+fn install_handler(flags: SaFlags) -> nix::Result<()> {
+    let action = SigAction::new(
+        SigHandler::Handler(count_handler_run),
+        flags,
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only adds to an atomic counter (async-signal-safe).
+    let r = unsafe { sigaction(Signal::SIGUSR1, &action) }.map(drop);
+    trace::emit("sigaction", || {
+        let flags = if flags.contains(SaFlags::SA_RESTART) {
+            "SA_RESTART"
+        } else {
+            "flags=0"
+        };
+        let shown = trace::result(&r, |_| "0".to_string());
+        format!("sigaction(SIGUSR1, {{count_handler_run, {flags}}}) -> {shown}")
+    });
+    r
+}
+// ANCHOR_END: sigaction
+
+/// What the helper thread of `eintr` did, as lines the main thread prints
+/// after its read returned (only the main thread prints, so the transcript
+/// does not depend on scheduling).
+type HelperLines = Vec<String>;
+
+/// A helper thread for `eintr`: waits until thread `reader` sleeps in
+/// `read(conn)`, sends it SIGUSR1, and, if `then_write`, waits for the
+/// handler to have run and the read to sleep again, then writes `"hello"`
+/// to `peer`. Records each call with its real result, and gives `peer`
+/// back. If something goes wrong, it writes one byte to `peer` so the
+/// reader's read cannot hang, and returns the error.
+fn interrupt_read(
+    reader: (Pthread, Pid),
+    conn: RawFd,
+    peer: UnixStream,
+    then_write: bool,
+) -> thread::JoinHandle<(Result<HelperLines>, UnixStream)> {
+    thread::spawn(move || {
+        let (pthread, tid) = reader;
+        let in_read_conn =
+            |number: i64, first: i64| number == nix::libc::SYS_read && first == i64::from(conn);
+        let conn_name = lab_kit::name_of(conn);
+        let runs_before = HANDLER_RUNS.load(Ordering::SeqCst);
+        let steps = || -> Result<HelperLines> {
+            let mut lines = Vec::new();
+            wait_until_blocked(tid, in_read_conn)?;
+            let sent = pthread_kill(pthread, Signal::SIGUSR1);
+            lines.push(format!(
+                "main thread asleep in read({conn_name}): pthread_kill(main thread, SIGUSR1) => {}",
+                trace::result(&sent, |_| "0".to_string())
+            ));
+            sent?;
+            if then_write {
+                let deadline = std::time::Instant::now() + WAIT_LIMIT;
+                while HANDLER_RUNS.load(Ordering::SeqCst) == runs_before {
+                    anyhow::ensure!(
+                        std::time::Instant::now() < deadline,
+                        "the SIGUSR1 handler did not run within {WAIT_LIMIT:?}"
+                    );
+                    thread::yield_now();
+                }
+                wait_until_blocked(tid, in_read_conn)?;
+                let written = nix::unistd::write(&peer, b"hello");
+                lines.push(format!(
+                    "handler ran, main thread asleep in read({conn_name}) again: write({}, \"hello\") => {}",
+                    lab_kit::name_of(peer.as_raw_fd()),
+                    trace::result(&written, |n| n.to_string())
+                ));
+                written?;
+            }
+            Ok(lines)
+        };
+        let result = steps();
+        if result.is_err() {
+            // Unblock the reader; its read then returns this byte, and the
+            // scenario reports the error below instead of hanging.
+            let _ = nix::unistd::write(&peer, b"!");
+        }
+        (result, peer)
+    })
+}
+
+fn eintr() -> Result<()> {
+    trace::enable();
+    note("A blocking read on conn, with nothing to read. A helper thread waits until");
+    note("this thread sleeps in that read (it watches /proc/self/task/TID/syscall),");
+    note("then sends it SIGUSR1. The helper prints nothing itself: its calls are shown");
+    note("after the read returns, as [helper] lines.");
+    let (peer, conn) = fixtures::socketpair("peer", "conn")?;
+    let me = (pthread_self(), gettid());
+    let mut buf = [0u8; 64];
+    blank();
+
+    note("1. The handler is installed without SA_RESTART.");
+    install_handler(SaFlags::empty())?;
+    HANDLER_RUNS.store(0, Ordering::SeqCst);
+    let helper = interrupt_read(me, conn.as_raw_fd(), peer, false);
+    // The error is the lesson: the traced line shows it.
+    let first = trace::read(&conn, &mut buf);
+    let peer = print_helper(helper)?;
+    trace::tally(
+        "runs of the SIGUSR1 handler",
+        HANDLER_RUNS.load(Ordering::SeqCst),
+    );
+    anyhow::ensure!(first.is_err(), "the read returned data, not EINTR");
+    note("The handler ran, then the read failed with EINTR, having read nothing. The");
+    note("caller decides: retry (echo, below, does), or give up.");
+    blank();
+
+    note("2. The same, with the handler installed with SA_RESTART.");
+    install_handler(SaFlags::SA_RESTART)?;
+    HANDLER_RUNS.store(0, Ordering::SeqCst);
+    let helper = interrupt_read(me, conn.as_raw_fd(), peer, true);
+    trace::read(&conn, &mut buf)?;
+    print_helper(helper)?;
+    trace::tally(
+        "runs of the SIGUSR1 handler",
+        HANDLER_RUNS.load(Ordering::SeqCst),
+    );
+    note("The handler ran during the read, and the read did not fail: the kernel");
+    note("restarted it after the handler returned, and it slept on until data came.");
+    note("signal(7) lists the calls SA_RESTART restarts (read and write on sockets and");
+    note("pipes among them; socket calls not if a timeout is set on the socket) and those");
+    note("it never restarts: select, poll and epoll_wait fail with EINTR either way.");
+    Ok(())
+}
+
+/// Joins the helper of `eintr`, prints what it did (one `[helper]` line per
+/// call it made), and returns the peer it borrowed.
+fn print_helper(
+    helper: thread::JoinHandle<(Result<HelperLines>, UnixStream)>,
+) -> Result<UnixStream> {
+    let Ok((lines, peer)) = helper.join() else {
+        anyhow::bail!("the helper thread panicked");
+    };
+    for line in lines? {
+        trace::view("helper", "helper", || line);
+    }
+    Ok(peer)
 }
 
 fn serve(addr: SocketAddr, one_at_a_time: bool) -> Result<()> {

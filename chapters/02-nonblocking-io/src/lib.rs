@@ -43,8 +43,8 @@ pub enum ReadOutcome {
 /// ([read(2)](https://man7.org/linux/man-pages/man2/read.2.html)), telling
 /// the three answers apart. `EAGAIN` is not an error and not end of file:
 /// the kernel returns it instead of putting the caller to sleep on the
-/// socket's wait queue. `EINTR` (a signal arrived first) is retried; any
-/// other error is returned.
+/// socket's wait queue. `EINTR` (a signal handler installed without
+/// `SA_RESTART` interrupted the call) is retried; any other error is returned.
 ///
 /// An empty `buf` would make read return 0 even with data queued, so
 /// it must not be empty.
