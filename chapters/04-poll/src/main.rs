@@ -249,10 +249,10 @@ fn regular_file() -> anyhow::Result<()> {
     trace::read(&file, &mut buf)?;
     note("At end of file, and still:");
     ask_both()?;
-    note("No error and no POLLERR: a regular file has no wait queue and never blocks,");
-    note("so the kernel answers \"readable and writable\" for it every time, data or");
-    note("not (fs/select.c: a file without a poll method gets DEFAULT_POLLMASK). poll");
-    note("cannot tell you that a file has grown. (epoll refuses such files: chapter 05.)");
+    note("No error and no POLLERR. A regular file never blocks, and has no poll method:");
+    note("the kernel answers DEFAULT_POLLMASK for it, readable and writable, every time,");
+    note("data or not (vfs_poll in include/linux/poll.h). So poll cannot tell you that a");
+    note("file has grown. (epoll refuses such files: chapter 05.)");
     Ok(())
 }
 // ANCHOR_END: regular_file
