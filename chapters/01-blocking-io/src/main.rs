@@ -524,7 +524,7 @@ fn eintr() -> Result<()> {
     );
     anyhow::ensure!(first.is_err(), "the read returned data, not EINTR");
     note("The handler ran, then the read failed with EINTR, having read nothing. The");
-    note("caller decides: retry (echo, below, does), or give up.");
+    note("caller decides: retry (this chapter's echo does), or give up.");
     blank();
 
     note("2. The same, with the handler installed with SA_RESTART.");
