@@ -414,8 +414,8 @@ fn errors() -> Result<()> {
         ctl_from_page(&ep, Op::Add, a.as_raw_fd(), &page),
         Errno::EFAULT,
     )?;
-    note("epoll_wait writes only the events it delivers. With none ready it never");
-    note("touches the page, so the same pointer gets an answer:");
+    note("epoll_wait writes only the events it delivers. With none ready, it has nothing");
+    note("to write and never touches the page:");
     wait_into_page(&ep, &page, 8)?;
     trace::write(&peer, b"x")?;
     expect(wait_into_page(&ep, &page, 8), Errno::EFAULT)?;
@@ -451,6 +451,7 @@ fn ctl_from_page(ep: &Epoll, op: Op, fd: RawFd, page: &Mapping) -> nix::Result<(
     r
 }
 
+// ANCHOR: wait_into_page
 /// `epoll_wait(ep, events, max, 0)` with `events` pointing into `page`.
 fn wait_into_page(ep: &Epoll, page: &Mapping, max: i32) -> nix::Result<usize> {
     // SAFETY: the kernel writes through the pointer only to deliver events,
@@ -467,6 +468,7 @@ fn wait_into_page(ep: &Epoll, page: &Mapping, max: i32) -> nix::Result<usize> {
     });
     r
 }
+// ANCHOR_END: wait_into_page
 
 /// `[proc] /proc/sys/fs/epoll/max_user_watches >= 10000 => true`. The value
 /// itself is 4% of low memory divided by the cost of one registration, so

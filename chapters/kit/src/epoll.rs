@@ -110,7 +110,9 @@ pub fn create1(flags: EpollCreateFlags, ep_name: &str) -> nix::Result<Epoll> {
 /// [epoll_create(2)](https://man7.org/linux/man-pages/man2/epoll_create.2.html),
 /// the original call: `epoll_create(1000) -> ep`. The kernel checks only
 /// that `size > 0` (else EINVAL) and then builds exactly what
-/// `epoll_create1(0)` builds (`do_epoll_create` in fs/eventpoll.c).
+/// `epoll_create1(0)` builds (`do_epoll_create` in fs/eventpoll.c). On
+/// architectures without this system call (arm64, riscv64), the C library
+/// makes the same `size` check itself and calls `epoll_create1(0)`.
 pub fn create(size: i32, ep_name: &str) -> nix::Result<Epoll> {
     // SAFETY: epoll_create takes a plain integer and returns a new
     // descriptor or -1; no memory is passed.
