@@ -88,6 +88,7 @@ const NOTES: u64 = 4;
 const DEV_NULL: u64 = 5;
 const EP: u64 = 6;
 const CONN: u64 = 7;
+const CONN_DUP: u64 = 8;
 
 fn name_tokens() {
     name_token(A, "a");
@@ -617,6 +618,16 @@ fn peer_close() -> Result<()> {
     let watch = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
     ctl(&ep.0, Op::Add, conn.as_raw_fd(), watch, CONN)?;
     ctl(&ep.0, Op::Add, b.as_raw_fd(), watch, B)?;
+    note("And the same TCP socket once more, through a dup, asking for nothing (events = 0):");
+    let conn_dup = trace::dup(&conn, "conn-dup")?;
+    name_token(CONN_DUP, "conn-dup");
+    ctl(
+        &ep.0,
+        Op::Add,
+        conn_dup.as_raw_fd(),
+        EpollFlags::empty(),
+        CONN_DUP,
+    )?;
     let mut events = event_buffer();
     epoll::wait(&ep, &mut events, now())?;
     note("The TCP client closes. Its FIN crosses the loopback network stack, so this");
@@ -628,7 +639,8 @@ fn peer_close() -> Result<()> {
     epoll::wait(&ep, &mut events, now())?;
     note("Both peers are gone, yet only b has EPOLLHUP. A Unix socket whose peer is");
     note("closed is shut in both directions. conn is shut for reading only (the FIN):");
-    note("conn could still send, so the kernel does not call it hung up.");
+    note("conn could still send, so the kernel does not call it hung up, and conn-dup,");
+    note("which hears only EPOLLERR and EPOLLHUP, has heard nothing.");
     trace::read(&conn, &mut [0; 8])?;
     note("conn shuts down its own sending side. Now both directions are shut:");
     trace::shutdown(&conn, Shutdown::Write)?;
