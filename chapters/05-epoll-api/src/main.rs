@@ -1,18 +1,24 @@
 //! `ch05-epoll-api`: the three epoll calls, the kernel's interest and ready
 //! lists, and every `epoll_ctl` error, each as a scenario with a transcript.
 
-use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser, Subcommand};
 use lab_kit::epoll::{self, Op, create1, ctl, show_interest_list};
-use lab_kit::names::{name, name_token};
+use lab_kit::names::{name_of, name_token};
+use lab_kit::trace::Mapping;
 use lab_kit::{fixtures, note, trace};
 use nix::errno::Errno;
-use nix::sys::epoll::{EpollCreateFlags, EpollEvent, EpollFlags};
+use nix::fcntl::OFlag;
+use nix::libc;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use nix::sys::socket::Shutdown;
+use nix::unistd::Pid;
 
 const PACKAGE: &str = "ch05-epoll-api";
 
@@ -29,18 +35,26 @@ enum Scenario {
     ThreeCalls,
     /// The interest list as the kernel holds it (/proc/self/fdinfo) through ADD, MOD, DEL, ONESHOT
     InterestList,
+    /// A ready entry stays in the tree: fdinfo lists it while it is on the ready list
+    ReadyStaysInTree,
     /// `data` is your token: the event carries it, not the descriptor
     DataToken,
-    /// timeout 0 returns at once; a finite timeout returns 0 when it expires
+    /// timeout 0 returns at once; a finite timeout returns 0 when it expires; O_NONBLOCK on ep changes nothing
     Timeouts,
-    /// Every error of epoll_create1, epoll_ctl and epoll_wait that is safe to show
+    /// Every error of epoll_create, epoll_ctl and epoll_wait that is safe to show
     Errors,
     /// EPOLLERR and EPOLLHUP are reported though nobody asked for them
     HangupUnasked,
+    /// A peer closes: a Unix socket reports EPOLLHUP, a TCP connection only EPOLLIN|EPOLLRDHUP
+    PeerClose,
     /// A wait reports the state at wait time, not what caused the wake-up
     StateAtWaitTime,
     /// maxevents = 1 with three ready level-triggered fds: a, b, c, a
     MaxeventsRotation,
+    /// No shared ring: mmap of an epoll descriptor fails, and no region of memory belongs to it
+    NoMmap,
+    /// epoll_create(1), epoll_create(1000) and epoll_create1(0) build the same thing; size <= 0 is EINVAL
+    CreateSize,
 }
 
 fn main() -> Result<()> {
@@ -53,12 +67,16 @@ fn main() -> Result<()> {
     match scenario {
         Scenario::ThreeCalls => three_calls(),
         Scenario::InterestList => interest_list(),
+        Scenario::ReadyStaysInTree => ready_stays_in_tree(),
         Scenario::DataToken => data_token(),
         Scenario::Timeouts => timeouts(),
         Scenario::Errors => errors(),
         Scenario::HangupUnasked => hangup_unasked(),
+        Scenario::PeerClose => peer_close(),
         Scenario::StateAtWaitTime => state_at_wait_time(),
         Scenario::MaxeventsRotation => maxevents_rotation(),
+        Scenario::NoMmap => no_mmap(),
+        Scenario::CreateSize => create_size(),
     }
 }
 
@@ -66,6 +84,11 @@ fn main() -> Result<()> {
 const A: u64 = 1;
 const B: u64 = 2;
 const C: u64 = 3;
+const NOTES: u64 = 4;
+const DEV_NULL: u64 = 5;
+const EP: u64 = 6;
+const CONN: u64 = 7;
+const CONN_DUP: u64 = 8;
 
 fn name_tokens() {
     name_token(A, "a");
@@ -188,8 +211,7 @@ fn data_token() -> Result<()> {
     trace::blank();
     note("The interest list is keyed by (open file, fd number). A dup is a new key,");
     note("so the same socket can be registered twice, with its own data:");
-    let conn_1_dup: OwnedFd = nix::unistd::dup(&conn_1)?;
-    name(&conn_1_dup, "conn-1-dup");
+    let conn_1_dup = trace::dup(&conn_1, "conn-1-dup")?;
     name_token(1003, "token 1003 (conn-1-dup)");
     ctl(
         &ep.0,
@@ -212,6 +234,8 @@ fn timeouts() -> Result<()> {
     note("timeout 0: look at the ready list and return at once. A poll, not a wait.");
     epoll::wait(&ep, &mut events, now())?;
     note("timeout 100ms: sleep until something is ready or the time is up; 0 means time up.");
+    note("(\"Up to 100ms\" is not exact: the kernel rounds it up to its clock's granularity,");
+    note("and the wake-up may come a little late; see epoll_wait(2).)");
     epoll::wait(&ep, &mut events, Some(Duration::from_millis(100)))?;
     trace::write(&peer, b"x")?;
     note("Something is ready already: a finite timeout returns at once too.");
@@ -219,28 +243,114 @@ fn timeouts() -> Result<()> {
     trace::read(&b, &mut [0; 8])?;
 
     trace::blank();
-    note("timeout -1: no deadline at all. Safe here because another thread writes");
-    note("(its write is not in the transcript: only this thread prints). Whether it");
-    note("writes before or during the wait, the wait returns the same one event.");
-    let writer = thread::spawn(move || {
-        let written = trace::write(&peer, b"wake up");
-        // Hand the socket back rather than closing it here: a close before
-        // the wait would add EPOLLHUP, and the transcript would depend on
-        // which thread ran first.
-        (peer, written)
-    });
-    epoll::wait(&ep, &mut events, None)?;
-    let (_peer, written) = writer
+    note("O_NONBLOCK on the epoll descriptor itself: fcntl accepts it...");
+    let flags = trace::get_flags(&ep.0)?;
+    trace::set_flags(&ep.0, flags | OFlag::O_NONBLOCK)?;
+    trace::get_flags(&ep.0)?;
+    note("...and epoll_wait ignores it: only the timeout decides. timeout -1 waits with");
+    note("no deadline. Another thread writes to peer, but only once it has seen this");
+    note("thread asleep inside epoll_wait (/proc/self/task/<id>/stat and .../syscall).");
+    note("Only this thread prints, so what the writer saw and did is reported after.");
+    let waiter = nix::unistd::gettid();
+    let writer = thread::spawn(move || write_once_asleep(peer, waiter));
+    let waited = epoll::wait(&ep, &mut events, None);
+    let (_peer, report) = writer
         .join()
         .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
-    written?;
+    trace::view("writer", "writer thread", || {
+        format!(
+            "/proc/self/task/<this thread>/stat, syscall => asleep in epoll_wait: {}",
+            report.saw_asleep
+        )
+    });
+    trace::view("writer", "writer thread", || {
+        let shown = trace::result(&report.written, |n| n.to_string());
+        format!("write(peer, \"wake up\") => {shown}")
+    });
+    waited?;
+    report.written?;
+    anyhow::ensure!(
+        report.saw_asleep,
+        "the writer never saw this thread asleep in epoll_wait"
+    );
     Ok(())
+}
+
+/// What the writer thread of [`timeouts`] saw and did.
+struct WriterReport {
+    /// It saw the waiting thread asleep inside epoll_wait before it wrote.
+    saw_asleep: bool,
+    /// Its write to the peer socket.
+    written: nix::Result<usize>,
+}
+
+/// Waits (up to 10 s) until thread `waiter` sleeps inside epoll_wait, then
+/// writes to `peer`. It writes even if it never saw that, so the wait ends.
+fn write_once_asleep(peer: UnixStream, waiter: Pid) -> (UnixStream, WriterReport) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut saw_asleep = false;
+    while Instant::now() < deadline {
+        if asleep_in_epoll_wait(waiter) {
+            saw_asleep = true;
+            break;
+        }
+        // A polling interval, not a way to make something happen: the
+        // answer is the same however long each look takes.
+        thread::sleep(Duration::from_millis(1));
+    }
+    let written = trace::write(&peer, b"wake up");
+    (
+        peer,
+        WriterReport {
+            saw_asleep,
+            written,
+        },
+    )
+}
+
+/// The system call numbers epoll_wait can arrive as: the C library may
+/// implement it with epoll_pwait (musl does; on arm64 and riscv64 the kernel
+/// has no epoll_wait at all).
+#[cfg(not(any(
+    target_arch = "aarch64",
+    target_arch = "riscv64",
+    target_arch = "loongarch64"
+)))]
+const EPOLL_WAIT_CALLS: [libc::c_long; 2] = [libc::SYS_epoll_wait, libc::SYS_epoll_pwait];
+#[cfg(any(
+    target_arch = "aarch64",
+    target_arch = "riscv64",
+    target_arch = "loongarch64"
+))]
+const EPOLL_WAIT_CALLS: [libc::c_long; 1] = [libc::SYS_epoll_pwait];
+
+/// Thread `tid` of this process is asleep (state `S` in its stat file) in
+/// the middle of epoll_wait (the first number of its syscall file,
+/// [proc_pid_syscall(5)](https://man7.org/linux/man-pages/man5/proc_pid_syscall.5.html)).
+fn asleep_in_epoll_wait(tid: Pid) -> bool {
+    let task = format!("/proc/self/task/{tid}");
+    let (Ok(stat), Ok(syscall)) = (
+        std::fs::read_to_string(format!("{task}/stat")),
+        std::fs::read_to_string(format!("{task}/syscall")),
+    ) else {
+        return false;
+    };
+    // The state is the first field after the thread's name, which is in
+    // parentheses and may itself contain spaces or ')'.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    let call = syscall
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse::<libc::c_long>().ok());
+    state == Some("S") && call.is_some_and(|n| EPOLL_WAIT_CALLS.contains(&n))
 }
 
 // ANCHOR: errors
 fn errors() -> Result<()> {
     name_tokens();
-    let (_peer, b) = fixtures::socketpair("peer", "b")?;
+    let (peer, b) = fixtures::socketpair("peer", "b")?;
     let ep = create1(EpollCreateFlags::EPOLL_CLOEXEC, "ep")?;
     let ep_fd = ep.0.as_raw_fd();
     let b_fd = b.as_raw_fd();
@@ -259,22 +369,29 @@ fn errors() -> Result<()> {
     note("EPERM: a regular file, or /dev/null, has no wait queue to hook into.");
     note("(select and poll call such files always ready; epoll refuses them.)");
     let file = fixtures::regular_file("notes.txt", b"text")?;
-    expect(ctl(&ep.0, Op::Add, file.as_raw_fd(), read, C), Errno::EPERM)?;
-    let dev_null = File::open("/dev/null").context("open /dev/null")?;
-    name(&dev_null, "/dev/null");
+    name_token(NOTES, "notes.txt");
     expect(
-        ctl(&ep.0, Op::Add, dev_null.as_raw_fd(), read, C),
+        ctl(&ep.0, Op::Add, file.as_raw_fd(), read, NOTES),
+        Errno::EPERM,
+    )?;
+    let dev_null = trace::open("/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, "/dev/null")?;
+    name_token(DEV_NULL, "/dev/null");
+    expect(
+        ctl(&ep.0, Op::Add, dev_null.as_raw_fd(), read, DEV_NULL),
         Errno::EPERM,
     )?;
 
     note("EINVAL: an epoll instance cannot watch itself.");
-    expect(ctl(&ep.0, Op::Add, ep_fd, read, C), Errno::EINVAL)?;
+    name_token(EP, "ep");
+    expect(ctl(&ep.0, Op::Add, ep_fd, read, EP), Errno::EINVAL)?;
     note("EINVAL: the first argument must be an epoll instance.");
     expect(ctl(&b, Op::Add, a.as_raw_fd(), read, A), Errno::EINVAL)?;
     note("EINVAL: EPOLL_CLOEXEC is the only flag. 0x800 is O_NONBLOCK, the flag some");
     note("posts call EPOLL_NONBLOCK; a non-blocking wait is timeout 0 instead.");
     let bad_flag = EpollCreateFlags::from_bits_retain(nix::libc::O_NONBLOCK);
     expect(create1(bad_flag, "ep-2"), Errno::EINVAL)?;
+    note("EINVAL: the old epoll_create(size) ignores size, but it must be positive.");
+    expect(epoll::create(0, "ep-3"), Errno::EINVAL)?;
     note("EINVAL: epoll_wait needs room for at least one event (maxevents > 0).");
     expect(epoll::wait(&ep, &mut [], now()), Errno::EINVAL)?;
 
@@ -283,9 +400,92 @@ fn errors() -> Result<()> {
     let c_fd = c.as_raw_fd();
     trace::close(OwnedFd::from(c))?;
     expect(ctl(&ep.0, Op::Add, c_fd, read, C), Errno::EBADF)?;
+
+    trace::blank();
+    note("EFAULT: epoll_ctl reads your struct epoll_event, and epoll_wait writes the");
+    note("events, through pointers. Hand them a page that may not be touched at all:");
+    let page = trace::mmap(
+        None,
+        4096,
+        libc::PROT_NONE,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+        "no-access page",
+    )?;
+    expect(
+        ctl_from_page(&ep, Op::Add, a.as_raw_fd(), &page),
+        Errno::EFAULT,
+    )?;
+    note("epoll_wait writes only the events it delivers. With none ready, it has nothing");
+    note("to write and never touches the page:");
+    wait_into_page(&ep, &page, 8)?;
+    trace::write(&peer, b"x")?;
+    expect(wait_into_page(&ep, &page, 8), Errno::EFAULT)?;
+    note("The event could not be copied, so the kernel put b back on the ready list:");
+    epoll::wait(&ep, &mut event_buffer(), now())?;
+
+    trace::blank();
+    note("ENOSPC: ADD beyond /proc/sys/fs/epoll/max_user_watches, a limit on the");
+    note("registrations of one user across all instances (epoll(7)). Its value depends");
+    note("on the machine's memory, so only a comparison is shown:");
+    show_max_user_watches()?;
     Ok(())
 }
 // ANCHOR_END: errors
+
+/// `epoll_ctl(ep, op, fd, event)` with `event` pointing into `page`, traced
+/// by hand (lab-kit's `ctl` always passes a valid event).
+fn ctl_from_page(ep: &Epoll, op: Op, fd: RawFd, page: &Mapping) -> nix::Result<()> {
+    // SAFETY: the kernel only reads through the pointer, and `page` is a
+    // PROT_NONE mapping this process owns: the read fails with EFAULT,
+    // and no Rust value lives there.
+    let rc = unsafe { libc::epoll_ctl(ep.0.as_raw_fd(), op.code(), fd, page.as_ptr().cast()) };
+    let r = Errno::result(rc).map(drop);
+    trace::emit("epoll_ctl", || {
+        let shown = trace::result(&r, |_| "0".to_string());
+        format!(
+            "epoll_ctl({}, {}, {}, event=no-access page) -> {shown}",
+            name_of(ep.0.as_raw_fd()),
+            op.name(),
+            name_of(fd)
+        )
+    });
+    r
+}
+
+// ANCHOR: wait_into_page
+/// `epoll_wait(ep, events, max, 0)` with `events` pointing into `page`.
+fn wait_into_page(ep: &Epoll, page: &Mapping, max: i32) -> nix::Result<usize> {
+    // SAFETY: the kernel writes through the pointer only to deliver events,
+    // and `page` is a PROT_NONE mapping this process owns: any write fails
+    // with EFAULT, and no Rust value lives there.
+    let rc = unsafe { libc::epoll_wait(ep.0.as_raw_fd(), page.as_ptr().cast(), max, 0) };
+    let r = Errno::result(rc).map(|n| n as usize);
+    trace::emit("epoll_wait", || {
+        let shown = trace::result(&r, |n| format!("{n}"));
+        format!(
+            "epoll_wait({}, events=no-access page, max={max}, timeout=0) -> {shown}",
+            name_of(ep.0.as_raw_fd())
+        )
+    });
+    r
+}
+// ANCHOR_END: wait_into_page
+
+/// `[proc] /proc/sys/fs/epoll/max_user_watches >= 10000 => true`. The value
+/// itself is 4% of low memory divided by the cost of one registration, so
+/// it differs from machine to machine; a transcript must not.
+fn show_max_user_watches() -> Result<()> {
+    const PATH: &str = "/proc/sys/fs/epoll/max_user_watches";
+    let text = std::fs::read_to_string(PATH).with_context(|| format!("read {PATH}"))?;
+    let limit: u64 = text
+        .trim()
+        .parse()
+        .with_context(|| format!("parse {PATH}"))?;
+    trace::view("proc", "proc", || {
+        format!("{PATH} >= 10000 => {}", limit >= 10_000)
+    });
+    Ok(())
+}
 
 fn hangup_unasked() -> Result<()> {
     name_tokens();
@@ -365,4 +565,225 @@ fn maxevents_rotation() -> Result<()> {
     note("With room for eight, one wait returns all three:");
     epoll::wait(&ep, &mut event_buffer(), now())?;
     Ok(())
+}
+
+/// `poll([ep: POLLIN], timeout=0)`: an epoll descriptor is readable while
+/// its ready list holds an entry that is really ready. Polling it takes
+/// nothing off the list.
+fn poll_ep(ep: &Epoll) -> Result<()> {
+    let mut fds = [PollFd::new(ep.0.as_fd(), PollFlags::POLLIN)];
+    trace::poll(&mut fds, PollTimeout::ZERO)?;
+    Ok(())
+}
+
+fn ready_stays_in_tree() -> Result<()> {
+    name_tokens();
+    let (peer, b) = fixtures::socketpair("peer", "b")?;
+    let ep = create1(EpollCreateFlags::EPOLL_CLOEXEC, "ep")?;
+    ctl(&ep.0, Op::Add, b.as_raw_fd(), EpollFlags::EPOLLIN, B)?;
+    note("b is in the interest list (the tree):");
+    show_interest_list(&ep)?;
+    note("Is anything on the ready list? An epoll descriptor can itself be polled:");
+    note("it is readable while its ready list holds a ready entry. Nothing yet:");
+    poll_ep(&ep)?;
+    trace::write(&peer, b"x")?;
+    note("The write's callback linked b onto the ready list:");
+    poll_ep(&ep)?;
+    note("and b is still in the tree. The ready list links the same entry a second");
+    note("time; nothing moved out of the tree:");
+    show_interest_list(&ep)?;
+    let mut events = event_buffer();
+    epoll::wait(&ep, &mut events, now())?;
+    note("Level-triggered and still readable: the wait put b back on the ready list.");
+    poll_ep(&ep)?;
+    show_interest_list(&ep)?;
+    trace::read(&b, &mut [0; 8])?;
+    note("Now the wait finds b empty and leaves it off the ready list:");
+    epoll::wait(&ep, &mut events, now())?;
+    poll_ep(&ep)?;
+    note("Off the ready list, still in the tree, until DEL (or the last close):");
+    show_interest_list(&ep)?;
+    Ok(())
+}
+
+fn peer_close() -> Result<()> {
+    let listener = fixtures::listener("listener")?;
+    let client = fixtures::connect(listener.local_addr()?, "client")?;
+    let conn = trace::accept(&listener, "conn")?;
+    let (peer, b) = fixtures::socketpair("peer", "b")?;
+    name_token(CONN, "conn");
+    name_token(B, "b");
+    let ep = create1(EpollCreateFlags::EPOLL_CLOEXEC, "ep")?;
+    note("conn (TCP) and b (a Unix socket pair), both watched for EPOLLIN|EPOLLRDHUP:");
+    let watch = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
+    ctl(&ep.0, Op::Add, conn.as_raw_fd(), watch, CONN)?;
+    ctl(&ep.0, Op::Add, b.as_raw_fd(), watch, B)?;
+    note("And the same TCP socket once more, through a dup, asking for nothing (events = 0):");
+    let conn_dup = trace::dup(&conn, "conn-dup")?;
+    name_token(CONN_DUP, "conn-dup");
+    ctl(
+        &ep.0,
+        Op::Add,
+        conn_dup.as_raw_fd(),
+        EpollFlags::empty(),
+        CONN_DUP,
+    )?;
+    let mut events = event_buffer();
+    epoll::wait(&ep, &mut events, now())?;
+    note("The TCP client closes. Its FIN crosses the loopback network stack, so this");
+    note("wait may sleep for it; 5s is only a limit (it returns once conn is ready).");
+    trace::close(OwnedFd::from(client))?;
+    epoll::wait(&ep, &mut events, Some(Duration::from_secs(5)))?;
+    note("The Unix peer closes:");
+    trace::close(OwnedFd::from(peer))?;
+    epoll::wait(&ep, &mut events, now())?;
+    note("Both peers are gone, yet only b has EPOLLHUP. A Unix socket whose peer is");
+    note("closed is shut in both directions. conn is shut for reading only (the FIN):");
+    note("conn could still send, so the kernel does not call it hung up, and conn-dup,");
+    note("which hears only EPOLLERR and EPOLLHUP, has heard nothing.");
+    trace::read(&conn, &mut [0; 8])?;
+    note("conn shuts down its own sending side. Now both directions are shut:");
+    trace::shutdown(&conn, Shutdown::Write)?;
+    epoll::wait(&ep, &mut events, now())?;
+    Ok(())
+}
+
+/// `[proc] /proc/self/fd/ep => anon_inode:[eventpoll]`: what the kernel
+/// says a descriptor refers to.
+fn show_fd_target(fd: impl AsFd) -> Result<()> {
+    let raw = fd.as_fd().as_raw_fd();
+    let target = std::fs::read_link(format!("/proc/self/fd/{raw}"))?;
+    trace::view("proc", "proc", || {
+        format!("/proc/self/fd/{} => {}", name_of(raw), target.display())
+    });
+    Ok(())
+}
+
+/// The path column of a /proc/self/maps line (empty for anonymous memory):
+/// `start-end perms offset dev inode   path`.
+fn maps_path(line: &str) -> &str {
+    let mut rest = line;
+    for _ in 0..5 {
+        rest = rest.trim_start();
+        rest = rest
+            .find(char::is_whitespace)
+            .map_or("", |end| &rest[end..]);
+    }
+    rest.trim()
+}
+
+/// `[proc] /proc/self/maps => regions backed by ep: 0, by notes.txt: 1`:
+/// how many regions of this process's memory each descriptor's file backs
+/// ([proc_pid_maps(5)](https://man7.org/linux/man-pages/man5/proc_pid_maps.5.html)).
+/// A region's path is what `/proc/self/fd/N` links to.
+fn show_regions_backed_by(fds: &[RawFd]) -> Result<()> {
+    let maps = std::fs::read_to_string("/proc/self/maps")?;
+    let mut counts = Vec::new();
+    for &fd in fds {
+        let target = std::fs::read_link(format!("/proc/self/fd/{fd}"))?;
+        let target = target.to_string_lossy();
+        let regions = maps
+            .lines()
+            .filter(|line| maps_path(line) == target)
+            .count();
+        counts.push(format!("by {}: {regions}", name_of(fd)));
+    }
+    trace::view("proc", "proc", || {
+        format!("/proc/self/maps => regions backed {}", counts.join(", "))
+    });
+    Ok(())
+}
+
+fn no_mmap() -> Result<()> {
+    name_tokens();
+    let (peer, b) = fixtures::socketpair("peer", "b")?;
+    let ep = create1(EpollCreateFlags::EPOLL_CLOEXEC, "ep")?;
+    ctl(&ep.0, Op::Add, b.as_raw_fd(), EpollFlags::EPOLLIN, B)?;
+    trace::write(&peer, b"hello")?;
+    epoll::wait(&ep, &mut event_buffer(), now())?;
+    note("Some posts say epoll shares its ready list with you through mmap. Try to map");
+    note("the epoll descriptor into memory:");
+    show_fd_target(&ep.0)?;
+    let mapped = trace::mmap(
+        Some(ep.0.as_fd()),
+        4096,
+        libc::PROT_READ,
+        libc::MAP_SHARED,
+        "ep-map",
+    );
+    expect(mapped, Errno::ENODEV)?;
+    note("ENODEV: the epoll file has no mmap method (eventpoll_fops, fs/eventpoll.c).");
+    note("A file that can be mapped, for comparison:");
+    let file = fixtures::regular_file("notes.txt", b"text")?;
+    let _notes_map = trace::mmap(
+        Some(file.as_fd()),
+        4096,
+        libc::PROT_READ,
+        libc::MAP_SHARED,
+        "notes-map",
+    )?;
+    note("/proc/self/maps lists every region of this process's memory and its file:");
+    show_regions_backed_by(&[ep.0.as_raw_fd(), file.as_raw_fd()])?;
+    note("So epoll_wait delivers by copying: one struct epoll_event per delivered event");
+    note("into your array. Its size depends on the architecture (EPOLL_PACKED in");
+    note("include/uapi/linux/eventpoll.h: packed on x86-64 only):");
+    let size = std::mem::size_of::<libc::epoll_event>();
+    let expected = if cfg!(target_arch = "x86_64") { 12 } else { 16 };
+    trace::view("layout", "layout", || {
+        format!(
+            "size_of::<epoll_event>() == if x86_64 {{ 12 }} else {{ 16 }} => {}",
+            size == expected
+        )
+    });
+    Ok(())
+}
+
+fn create_size() -> Result<()> {
+    name_tokens();
+    note("epoll_create(size) is the call of 2002. size was a hint for a hash table that");
+    note("is long gone; epoll_create1(flags) took its place in Linux 2.6.27. Make one of each:");
+    let small = epoll::create(1, "ep-1")?;
+    let large = epoll::create(1000, "ep-1000")?;
+    let new = create1(EpollCreateFlags::empty(), "ep-new")?;
+    let instances = [&small, &large, &new];
+    note("The same kind of file, opened the same way:");
+    for ep in instances {
+        show_fd_target(&ep.0)?;
+        trace::get_flags(&ep.0)?;
+    }
+    note("size 1 is no limit: each instance takes two registrations.");
+    let (peer_a, a) = fixtures::socketpair("peer-a", "a")?;
+    let (peer_b, b) = fixtures::socketpair("peer-b", "b")?;
+    for ep in instances {
+        ctl(&ep.0, Op::Add, a.as_raw_fd(), EpollFlags::EPOLLIN, A)?;
+        ctl(&ep.0, Op::Add, b.as_raw_fd(), EpollFlags::EPOLLIN, B)?;
+    }
+    trace::write(&peer_a, b"x")?;
+    trace::write(&peer_b, b"y")?;
+    note("The same events, and the same interest list as the kernel shows it:");
+    for ep in instances {
+        epoll::wait(ep, &mut event_buffer(), now())?;
+    }
+    for ep in instances {
+        show_interest_list(ep)?;
+    }
+    note("What is left of size: it must be positive (fs/eventpoll.c, epoll_create).");
+    expect(epoll::create(0, "ep-0"), Errno::EINVAL)?;
+    expect(epoll::create(-1, "ep-minus-1"), Errno::EINVAL)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::maps_path;
+
+    #[test]
+    fn maps_path_is_the_sixth_column_with_its_spaces() {
+        let file = "7f2c1a000000-7f2c1a001000 r--s 00000000 00:2a 1234   /tmp/x (deleted)";
+        assert_eq!(maps_path(file), "/tmp/x (deleted)");
+        let anon = "7f2c1a000000-7f2c1a001000 rw-p 00000000 00:00 0 ";
+        assert_eq!(maps_path(anon), "");
+        let epoll = "7f2c1a000000-7f2c1a001000 r--s 00000000 00:0f 77 anon_inode:[eventpoll]";
+        assert_eq!(maps_path(epoll), "anon_inode:[eventpoll]");
+    }
 }

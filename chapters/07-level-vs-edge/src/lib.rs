@@ -13,9 +13,12 @@ use nix::errno::Errno;
 /// Level-triggered or edge-triggered: the one flag this chapter is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// Reported on every wait while the condition holds (the default).
+    /// Reported on every wait while the condition holds (the default):
+    /// after a report, the wait puts the entry back on the ready list.
     Level,
-    /// Reported when the file signals something new (`EPOLLET`).
+    /// Reported after the file signals something new (`EPOLLET`), with the
+    /// state at wait time; after a report the entry stays off the ready
+    /// list until the file's next wake-up (or an ADD/MOD that finds it ready).
     Edge,
 }
 

@@ -1,7 +1,7 @@
 //! `ch07-level-vs-edge`: every edge-triggered pitfall as a scenario, each
 //! run in level and in edge mode (`--mode level|edge`).
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use ch02_nonblocking_io::set_nonblocking;
 use ch07_level_vs_edge::{Mode, accept_all, drain};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use lab_kit::epoll::{self, Op, create1, ctl};
-use lab_kit::names::name_token;
+use lab_kit::names::{name_of, name_token};
 use lab_kit::{fixtures, note, trace};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
@@ -54,9 +54,11 @@ enum Scenario {
     DrainUntilEagain(ModeFlag),
     /// Three queued connections, one event: a single accept strands two under edge
     Accept(ModeFlag),
-    /// EPOLLOUT: level reports an idle socket on every wait, edge once per new room
+    /// EPOLLOUT on a Unix socket and on TCP: level on every wait; edge depends on the socket type
     Epollout(ModeFlag),
-    /// New data fires edge mode again; becoming empty never fires
+    /// An edge-triggered wait also reports the state at wait time (or nothing)
+    StateAtWaitTime(ModeFlag),
+    /// New data fires edge mode again (sockets; pipes since 5.14); becoming empty never fires
     NewDataRefires(ModeFlag),
     /// EPOLL_CTL_MOD of a ready descriptor reports it again, even under edge
     ModRearms(ModeFlag),
@@ -82,6 +84,7 @@ fn main() -> Result<()> {
         Scenario::DrainUntilEagain(m) => drain_until_eagain(m.mode()),
         Scenario::Accept(m) => accept(m.mode()),
         Scenario::Epollout(m) => epollout(m.mode()),
+        Scenario::StateAtWaitTime(m) => state_at_wait_time(m.mode()),
         Scenario::NewDataRefires(m) => new_data_refires(m.mode()),
         Scenario::ModRearms(m) => mod_rearms(m.mode()),
         Scenario::Starvation => starvation(),
@@ -93,6 +96,8 @@ fn main() -> Result<()> {
 const B: u64 = 1;
 const C: u64 = 2;
 const LISTENER: u64 = 3;
+const CLIENT: u64 = 4;
+const PIPE_R: u64 = 5;
 
 fn setup_names() {
     name_token(B, "b");
@@ -165,6 +170,9 @@ fn drain_until_eagain(mode: Mode) -> Result<()> {
     look(&ep)?;
     drain(&b, 4, |_| {})?;
     note("EAGAIN: b is empty and the loop is done. The next data fires a new event.");
+    note("(The 2-byte read already said so: on a stream socket, a read that returns less");
+    note("than asked means the buffer is empty now (epoll(7), Q9). The EAGAIN read is the");
+    note("price of a loop that does not rely on that.)");
     look(&ep)?;
 
     trace::blank();
@@ -211,25 +219,53 @@ fn accept(mode: Mode) -> Result<()> {
     match mode {
         Mode::Level => note("Level: the queue is not empty, so the listener stays readable."),
         Mode::Edge => note(
-            "Edge: silence, with two connections still queued. They wait until a fourth\n\
-             client connects; their clients see a server that never answers.",
+            "Edge: silence, with two connections still queued; their clients see a server\n\
+             that does not answer. Only something new makes an event: a fourth client.",
         ),
     }
+    let _fourth = fixtures::connect(addr, "client-4")?;
+    look(&ep)?;
     note("The accept loop: accept until EAGAIN.");
     let _rest = accept_all(&listener, 2)?;
     look(&ep)?;
     Ok(())
 }
 
+/// Writes 64 KiB at a time to non-blocking `fd` until the kernel answers
+/// EAGAIN. The writes that succeed are not printed; the one that returned
+/// EAGAIN is. Returns the bytes written.
+fn fill_until_eagain(fd: impl AsFd) -> Result<usize> {
+    let chunk = [b'x'; 64 * 1024];
+    let mut total = 0;
+    loop {
+        match nix::unistd::write(&fd, &chunk) {
+            Ok(n) => total += n,
+            Err(Errno::EAGAIN) => {
+                trace::emit("write", || {
+                    format!(
+                        "write({}, {}) -> {}",
+                        name_of(fd.as_fd().as_raw_fd()),
+                        trace::bytes(&chunk),
+                        trace::errno(Errno::EAGAIN)
+                    )
+                });
+                return Ok(total);
+            }
+            Err(e) => bail!("write: {e}"),
+        }
+    }
+}
+
 fn epollout(mode: Mode) -> Result<()> {
     setup_names();
+    name_token(CLIENT, "client");
     say_mode(mode);
+    note("1. A Unix socket pair: b writes, peer reads.");
     let (peer, b) = fixtures::socketpair("peer", "b")?;
     set_nonblocking(&b)?;
     set_nonblocking(&peer)?;
     let ep = watch(&b, EpollFlags::EPOLLOUT, mode)?;
     note("b is idle: nothing to send, and room in its send buffer.");
-    look(&ep)?;
     look(&ep)?;
     look(&ep)?;
     match mode {
@@ -239,20 +275,17 @@ fn epollout(mode: Mode) -> Result<()> {
         ),
         Mode::Edge => note("Edge: once, when registered. Nothing new happened since."),
     }
-    note("Fill b's send buffer (quietly) until write says EAGAIN:");
-    let chunk = [b'x'; 4096];
-    trace::quietly(|| -> Result<()> {
-        loop {
-            match trace::write(&b, &chunk) {
-                Ok(_) => continue,
-                Err(Errno::EAGAIN) => return Ok(()),
-                Err(e) => bail!("write: {e}"),
-            }
-        }
-    })?;
-    if trace::write(&b, &chunk) != Err(Errno::EAGAIN) {
-        bail!("the send buffer should be full");
+    note("b sends a little and the peer reads it. b's buffer was never near full:");
+    trace::write(&b, b"hello")?;
+    trace::read(&peer, &mut [0; 64])?;
+    look(&ep)?;
+    look(&ep)?;
+    if mode == Mode::Edge {
+        note("Edge, Unix socket: one event. Each time the peer consumes data and b has room,");
+        note("the kernel signals b's waiters (unix_write_space, net/unix/af_unix.c).");
     }
+    note("Fill b's send buffer (the writes that succeed are not printed):");
+    fill_until_eagain(&b)?;
     note("Full: not writable, in either mode.");
     look(&ep)?;
     note("The peer reads everything (quietly), which makes room:");
@@ -262,8 +295,105 @@ fn epollout(mode: Mode) -> Result<()> {
     }
     look(&ep)?;
     if mode == Mode::Edge {
-        note("Edge: room appeared after the buffer was full, and that is news: one event.");
+        note("Edge: room appeared, and that is news: one event.");
         look(&ep)?;
+    }
+    ctl(&ep.0, Op::Del, b.as_raw_fd(), EpollFlags::empty(), 0)?;
+
+    trace::blank();
+    note("2. TCP over loopback: client writes, conn reads.");
+    let listener = fixtures::listener("listener")?;
+    let client = fixtures::connect(listener.local_addr()?, "client")?;
+    let conn = trace::accept(&listener, "conn")?;
+    set_nonblocking(&client)?;
+    note("conn's reads block, so data is read once it has crossed the network stack;");
+    note("a 5s receive timeout guarantees that nothing here can hang:");
+    trace::set_read_timeout(&conn, Duration::from_secs(5))?;
+    let watched = mode.flags(EpollFlags::EPOLLOUT);
+    ctl(&ep.0, Op::Add, client.as_raw_fd(), watched, CLIENT)?;
+    look(&ep)?;
+    look(&ep)?;
+    note("client sends a little and conn reads it, as in part 1. This wait allows 100ms");
+    note("for the acknowledgement to come back, in case it would wake anything:");
+    trace::write(&client, b"hello")?;
+    trace::read(&conn, &mut [0; 64])?;
+    epoll::wait(
+        &ep,
+        &mut [EpollEvent::empty(); 8],
+        Some(Duration::from_millis(100)),
+    )?;
+    if mode == Mode::Edge {
+        note("Edge, TCP: nothing. TCP signals room only to a writer that found its buffer");
+        note("full (SOCK_NOSPACE, tcp_check_space in net/ipv4/tcp_input.c); the peer");
+        note("consuming data is not enough.");
+    }
+    note("Fill client's send buffer:");
+    let written = fill_until_eagain(&client)?;
+    note("conn reads all of it (quietly). The acknowledgements free client's buffer; the");
+    note("wait below sleeps until the kernel signals room (5s is only a limit):");
+    read_exactly(&conn, written)?;
+    epoll::wait(
+        &ep,
+        &mut [EpollEvent::empty(); 8],
+        Some(Duration::from_secs(5)),
+    )?;
+    if mode == Mode::Edge {
+        note("Edge, TCP: room after a full buffer is news: one event.");
+        look(&ep)?;
+    }
+    Ok(())
+}
+
+/// Reads exactly `len` bytes from `fd` (which has a receive timeout),
+/// quietly. A read that times out is an error, not a hang.
+fn read_exactly(fd: impl AsFd, len: usize) -> Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0;
+    while got < len {
+        let want = buf.len().min(len - got);
+        match trace::quietly(|| trace::read(&fd, &mut buf[..want])) {
+            Ok(0) => bail!("end of file after {got} of {len} bytes"),
+            Ok(n) => got += n,
+            Err(Errno::EINTR) => continue,
+            Err(e) => bail!("read after {got} of {len} bytes: {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// An edge-triggered wait also asks the file for its state at wait time.
+fn state_at_wait_time(mode: Mode) -> Result<()> {
+    setup_names();
+    say_mode(mode);
+    let (peer, b) = fixtures::socketpair("peer", "b")?;
+    set_nonblocking(&b)?;
+    let ep = watch(&b, EpollFlags::EPOLLIN, mode)?;
+    trace::write(&peer, b"x")?;
+    note("The write's callback put b on the ready list. Read the byte before waiting:");
+    trace::read(&b, &mut [0; 8])?;
+    note("The wait takes b off the ready list and asks the socket for its state now:");
+    note("nothing to read, so nothing to report. The same in both modes.");
+    look(&ep)?;
+
+    trace::blank();
+    note("c is watched for reading and writing. A new socket has room to write:");
+    let (peer_c, c) = fixtures::socketpair("peer-c", "c")?;
+    set_nonblocking(&c)?;
+    let both = EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT;
+    ctl(&ep.0, Op::Add, c.as_raw_fd(), mode.flags(both), C)?;
+    look(&ep)?;
+    look(&ep)?;
+    note("Data arrives. The callback carries only the news \"readable\" (EPOLLIN); the");
+    note("wait asks c and reports everything true now, in both modes:");
+    trace::write(&peer_c, b"data")?;
+    look(&ep)?;
+    look(&ep)?;
+    match mode {
+        Mode::Level => note("Level: c goes back on the ready list after each report."),
+        Mode::Edge => note(
+            "Edge: reported once. What EPOLLET changes is only this: after reporting c,\n\
+             the wait does not put it back on the ready list. Only the next callback does.",
+        ),
     }
     Ok(())
 }
@@ -286,6 +416,23 @@ fn new_data_refires(mode: Mode) -> Result<()> {
     }
     drain(&b, 64, |_| {})?;
     note("b went from non-empty to empty. That is never an event, in either mode:");
+    look(&ep)?;
+
+    trace::blank();
+    note("The same with a pipe. Version note: on Linux 5.5 to 5.13, a write to a pipe");
+    note("that still held data did not wake an edge-triggered waiter (fixed in 5.14,");
+    note("\"pipe: make pipe writes always wake up readers\"). Sockets were never affected.");
+    name_token(PIPE_R, "pipe-r");
+    let (pipe_r, pipe_w) = fixtures::pipe("pipe-r", "pipe-w")?;
+    set_nonblocking(&pipe_r)?;
+    let flags = mode.flags(EpollFlags::EPOLLIN);
+    ctl(&ep.0, Op::Add, pipe_r.as_raw_fd(), flags, PIPE_R)?;
+    trace::write(&pipe_w, b"first")?;
+    look(&ep)?;
+    look(&ep)?;
+    trace::write(&pipe_w, b"second")?;
+    look(&ep)?;
+    drain(&pipe_r, 64, |_| {})?;
     look(&ep)?;
     Ok(())
 }
@@ -426,8 +573,8 @@ fn starvation() -> Result<()> {
 /// counted, in either mode.
 fn count_one(mode: Mode, chunk: usize) -> Result<(u64, u64)> {
     let (peer, b) = fixtures::socketpair("peer", "b")?;
-    trace::quietly(|| set_nonblocking(&b))?;
-    let ep = trace::quietly(|| watch(&b, EpollFlags::EPOLLIN, mode))?;
+    set_nonblocking(&b)?;
+    let ep = watch(&b, EpollFlags::EPOLLIN, mode)?;
     trace::write(&peer, &[b'a'; 50])?;
     trace::write(&peer, &[b'b'; 50])?;
     let (waits_before, reads_before) = (trace::count_of("epoll_wait"), trace::count_of("read"));

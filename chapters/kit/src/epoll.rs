@@ -12,7 +12,7 @@
 //! Events are shown by the name of their `data` token ([`crate::names::name_token`]),
 //! sorted by name within one wait; flags always in the same order.
 
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -30,7 +30,8 @@ pub enum Op {
 }
 
 impl Op {
-    fn name(self) -> &'static str {
+    /// `ADD`, `MOD` or `DEL`, as transcripts print it.
+    pub fn name(self) -> &'static str {
         match self {
             Op::Add => "ADD",
             Op::Mod => "MOD",
@@ -38,7 +39,8 @@ impl Op {
         }
     }
 
-    fn code(self) -> i32 {
+    /// `EPOLL_CTL_ADD`, `EPOLL_CTL_MOD` or `EPOLL_CTL_DEL`, for a raw call.
+    pub fn code(self) -> i32 {
         match self {
             Op::Add => nix::libc::EPOLL_CTL_ADD,
             Op::Mod => nix::libc::EPOLL_CTL_MOD,
@@ -101,6 +103,30 @@ pub fn create1(flags: EpollCreateFlags, ep_name: &str) -> nix::Result<Epoll> {
         };
         let shown = result(&r, |ep| name_of(ep.0.as_raw_fd()));
         format!("epoll_create1({shown_flags}) -> {shown}")
+    });
+    r
+}
+
+/// [epoll_create(2)](https://man7.org/linux/man-pages/man2/epoll_create.2.html),
+/// the original call: `epoll_create(1000) -> ep`. The kernel checks only
+/// that `size > 0` (else EINVAL) and then builds exactly what
+/// `epoll_create1(0)` builds (`do_epoll_create` in fs/eventpoll.c). On
+/// architectures without this system call (arm64, riscv64), the C library
+/// makes the same `size` check itself and calls `epoll_create1(0)`.
+pub fn create(size: i32, ep_name: &str) -> nix::Result<Epoll> {
+    // SAFETY: epoll_create takes a plain integer and returns a new
+    // descriptor or -1; no memory is passed.
+    let fd = unsafe { nix::libc::epoll_create(size) };
+    let r = Errno::result(fd).map(|fd| {
+        // SAFETY: epoll_create returned a new descriptor that nobody else owns.
+        Epoll(unsafe { OwnedFd::from_raw_fd(fd) })
+    });
+    if let Ok(ep) = &r {
+        name(&ep.0, ep_name);
+    }
+    emit("epoll_create", || {
+        let shown = result(&r, |ep| name_of(ep.0.as_raw_fd()));
+        format!("epoll_create({size}) -> {shown}")
     });
     r
 }

@@ -470,3 +470,158 @@ pub fn set_read_timeout(fd: impl AsFd, limit: Duration) -> nix::Result<()> {
     });
     r
 }
+
+// ---------------------------------------------------------------------------
+// dup, open, mmap (chapter 05 shows each of them).
+
+/// [dup(2)](https://man7.org/linux/man-pages/man2/dup.2.html): a second
+/// descriptor for the same open file, on the lowest free number, named
+/// `name`: `dup(conn-1) -> conn-1-dup`.
+pub fn dup(fd: impl AsFd, name: &str) -> nix::Result<OwnedFd> {
+    let r = nix::unistd::dup(&fd);
+    if let Ok(new) = &r {
+        crate::names::name(new, name);
+    }
+    emit("dup", || {
+        let shown = result(&r, |new| name_of(raw(new)));
+        format!("dup({}) -> {shown}", name_of(raw(&fd)))
+    });
+    r
+}
+
+/// [open(2)](https://man7.org/linux/man-pages/man2/open.2.html) of an
+/// existing path, named `name`:
+/// `open("/dev/null", O_RDONLY|O_CLOEXEC) -> /dev/null`.
+pub fn open(path: &str, flags: OFlag, name: &str) -> nix::Result<OwnedFd> {
+    let r = nix::fcntl::open(path, flags, nix::sys::stat::Mode::empty());
+    if let Ok(fd) = &r {
+        crate::names::name(fd, name);
+    }
+    emit("open", || {
+        let shown = result(&r, |fd| name_of(raw(fd)));
+        format!("open({path:?}, {}) -> {shown}", oflags(flags))
+    });
+    r
+}
+
+/// A region of memory made by [`mmap`], unmapped when dropped. Only its
+/// address is handed out ([`Mapping::as_ptr`]); reading or writing through
+/// it is up to the caller, in an `unsafe` block of its own.
+#[derive(Debug)]
+pub struct Mapping {
+    addr: std::ptr::NonNull<nix::libc::c_void>,
+    len: usize,
+}
+
+impl Mapping {
+    /// The first byte of the region.
+    pub fn as_ptr(&self) -> *mut nix::libc::c_void {
+        self.addr.as_ptr()
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `addr` and `len` describe a region that mmap returned and
+        // that only this value owns; nothing refers to it after the drop.
+        unsafe {
+            nix::libc::munmap(self.addr.as_ptr(), self.len);
+        }
+    }
+}
+
+/// `PROT_READ|PROT_WRITE`, or `PROT_NONE`.
+fn prot_flags(prot: i32) -> String {
+    use nix::libc::{PROT_EXEC, PROT_READ, PROT_WRITE};
+    let names: Vec<&str> = [
+        (PROT_READ, "PROT_READ"),
+        (PROT_WRITE, "PROT_WRITE"),
+        (PROT_EXEC, "PROT_EXEC"),
+    ]
+    .iter()
+    .filter(|(bit, _)| prot & bit != 0)
+    .map(|(_, name)| *name)
+    .collect();
+    if names.is_empty() {
+        "PROT_NONE".to_string()
+    } else {
+        names.join("|")
+    }
+}
+
+/// `MAP_SHARED`, `MAP_PRIVATE|MAP_ANONYMOUS`, other bits in hex.
+fn map_flags(flags: i32) -> String {
+    use nix::libc::{MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED};
+    let mut names = Vec::new();
+    let mut rest = flags;
+    for (bit, name) in [
+        (MAP_SHARED, "MAP_SHARED"),
+        (MAP_PRIVATE, "MAP_PRIVATE"),
+        (MAP_ANONYMOUS, "MAP_ANONYMOUS"),
+    ] {
+        if flags & bit != 0 {
+            names.push(name.to_string());
+            rest &= !bit;
+        }
+    }
+    if rest != 0 {
+        names.push(format!("{rest:#x}"));
+    }
+    names.join("|")
+}
+
+/// [mmap(2)](https://man7.org/linux/man-pages/man2/mmap.2.html) of `len`
+/// bytes at an address the kernel picks (never `MAP_FIXED`, so no existing
+/// memory is replaced), from `fd` at offset 0, or anonymous memory if `fd`
+/// is `None`. The region is named `name`, since its address differs on
+/// every run: `mmap(NULL, 4096, PROT_READ, MAP_SHARED, ep, 0) -> ENODEV (...)`.
+pub fn mmap(
+    fd: Option<std::os::fd::BorrowedFd>,
+    len: usize,
+    prot: i32,
+    flags: i32,
+    name: &str,
+) -> nix::Result<Mapping> {
+    let raw_fd = fd.map_or(-1, |fd| fd.as_raw_fd());
+    // SAFETY: a NULL hint without MAP_FIXED lets the kernel choose a free
+    // range, so no existing mapping (no Rust object) is touched; the result
+    // is checked before it is used.
+    let addr = unsafe { nix::libc::mmap(std::ptr::null_mut(), len, prot, flags, raw_fd, 0) };
+    let r = if addr == nix::libc::MAP_FAILED {
+        Err(Errno::last())
+    } else {
+        std::ptr::NonNull::new(addr)
+            .map(|addr| Mapping { addr, len })
+            .ok_or(Errno::EINVAL)
+    };
+    emit("mmap", || {
+        let shown = result(&r, |_| name.to_string());
+        let shown_fd = fd.map_or("-1".to_string(), |fd| name_of(fd.as_raw_fd()));
+        format!(
+            "mmap(NULL, {len}, {}, {}, {shown_fd}, 0) -> {shown}",
+            prot_flags(prot),
+            map_flags(flags)
+        )
+    });
+    r
+}
+
+#[cfg(test)]
+mod mmap_tests {
+    use super::{map_flags, prot_flags};
+    use nix::libc;
+
+    #[test]
+    fn mmap_flags_print_by_name() {
+        assert_eq!(prot_flags(libc::PROT_NONE), "PROT_NONE");
+        assert_eq!(
+            prot_flags(libc::PROT_READ | libc::PROT_WRITE),
+            "PROT_READ|PROT_WRITE"
+        );
+        assert_eq!(
+            map_flags(libc::MAP_PRIVATE | libc::MAP_ANONYMOUS),
+            "MAP_PRIVATE|MAP_ANONYMOUS"
+        );
+        assert_eq!(map_flags(libc::MAP_SHARED), "MAP_SHARED");
+    }
+}
