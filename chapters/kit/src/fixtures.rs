@@ -54,7 +54,7 @@ pub fn listener(listener_name: &str) -> io::Result<TcpListener> {
     // `[setup]` line, not a `->` line.
     view("listen", "setup", || {
         format!(
-            "socket+bind+listen(127.0.0.1:0) => {}",
+            "socket+setsockopt(SO_REUSEADDR)+bind+listen(127.0.0.1:0) => {}",
             name_of(listener.as_raw_fd())
         )
     });
