@@ -52,7 +52,7 @@ enum Command {
     /// kernel closes every descriptor it had open, so clients see end of file.
     Serve {
         /// Address to listen on (loopback only; port 0 lets the kernel pick one)
-        #[arg(long, default_value = "127.0.0.1:7001")]
+        #[arg(long, default_value = "127.0.0.1:7001", value_parser = lab_kit::cli::loopback_addr)]
         addr: SocketAddr,
         /// Serve one client at a time, like the first server of the chapter
         #[arg(long)]
@@ -60,8 +60,12 @@ enum Command {
     },
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    lab_kit::cli::run_main(cli_main)
+}
+
+fn cli_main() -> Result<()> {
+    let cli: Cli = lab_kit::cli::parse();
     let Some(command) = cli.command else {
         lab_kit::transcript::print_scenarios(
             "ch01-blocking-io",
@@ -564,7 +568,7 @@ fn serve(addr: SocketAddr, one_at_a_time: bool) -> Result<()> {
         addr.ip().is_loopback(),
         "this lab's servers listen on loopback only (127.0.0.1), not on {addr}"
     );
-    let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+    let listener = lab_kit::cli::bind_loopback(addr)?;
     let bound = listener.local_addr()?;
     println!("listening on {bound}");
     let mode = if one_at_a_time {

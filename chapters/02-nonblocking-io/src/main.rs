@@ -36,7 +36,7 @@ enum Command {
 }
 
 fn main() -> Result<()> {
-    let cli = Cli::parse();
+    let cli: Cli = lab_kit::cli::parse();
     let Some(command) = cli.command else {
         lab_kit::transcript::print_scenarios(
             "ch02-nonblocking-io",

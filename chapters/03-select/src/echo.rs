@@ -14,6 +14,15 @@
 //! - it stops reading a connection whose buffer is full and resumes when it
 //!   drains, so a peer that sends but never reads costs at most
 //!   `max_buffered` bytes;
+//! - it asks the poller only for what it will act on now. Every backend is
+//!   level-triggered: a condition the loop ignores but still asks about is
+//!   reported on every wait, and the loop spins. So READABLE goes while
+//!   reading is paused (full buffer) or over (end of file), WRITABLE is
+//!   there only while bytes wait, and the listener asks for nothing while
+//!   accepting is paused (out of descriptors);
+//! - one read per readiness when the data is short: a read that returns
+//!   fewer bytes than asked has emptied the socket (a stream socket returns
+//!   what is queued), so the read that would say EAGAIN is skipped;
 //! - end of file from the peer: send what is left, then close;
 //! - a reset or error closes that connection only; accept errors are logged
 //!   and the loop goes on.
@@ -79,6 +88,10 @@ pub struct EchoServer<P: Poller> {
     accept_paused: bool,
     max_buffered: usize,
     events: Vec<Event>,
+    /// One buffer for every read, made once. (A buffer made for each event
+    /// would be filled with zeros first: 16 KiB of writes to memory for a
+    /// 64-byte message.)
+    read_buf: Vec<u8>,
     log: Box<dyn FnMut(&str)>,
 }
 
@@ -97,6 +110,7 @@ impl<P: Poller> EchoServer<P> {
             accept_paused: false,
             max_buffered: DEFAULT_MAX_BUFFERED,
             events: Vec::new(),
+            read_buf: vec![0; READ_CHUNK],
             log: Box::new(|line| println!("{line}")),
         })
     }
@@ -122,6 +136,12 @@ impl<P: Poller> EchoServer<P> {
     /// How many connections are open.
     pub fn connection_count(&self) -> usize {
         self.connections.len()
+    }
+
+    /// How many bytes the server holds, read and not yet written back, over
+    /// all connections: what backpressure keeps bounded.
+    pub fn bytes_waiting(&self) -> usize {
+        self.connections.values().map(|c| c.pending.len()).sum()
     }
 
     // ANCHOR: run
@@ -177,9 +197,11 @@ impl<P: Poller> EchoServer<P> {
                 Err(Errno::EINTR) => continue,
                 // Out of descriptors (per process or system-wide) or memory.
                 // The connection stays queued and the listener stays
-                // readable, so watching it now would wake us again at once:
-                // a busy loop. Stop watching it until a connection closes.
-                // (Chapter 10 shows the other classic remedy, a spare fd.)
+                // readable, so still asking about it would wake us on every
+                // wait with nothing we can do: a busy loop. Ask for nothing
+                // until a connection closes and frees a descriptor.
+                // (Chapter 10, not written yet, shows the other classic
+                // remedy, a spare descriptor.)
                 Err(e @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)) => {
                     (self.log)(&format!(
                         "accept: {}; not accepting until a connection closes",
@@ -254,43 +276,27 @@ impl<P: Poller> EchoServer<P> {
             return;
         };
         let paused_before = conn.reading_paused(max);
-        if let Err(reason) = conn.on_event(event, max) {
-            self.close(event.token, &reason);
-            return;
-        }
-        if conn.peer_done && conn.pending.is_empty() {
+        let outcome = match conn.on_event(event, max, &mut self.read_buf) {
+            Err(reason) => Err(reason),
             // Everything the peer sent has been echoed: done.
-            self.close(event.token, "peer closed");
-            return;
-        }
-        let (id, waiting, paused_now) = (conn.id, conn.pending.len(), conn.reading_paused(max));
-        if paused_now && !paused_before {
-            (self.log)(&format!(
-                "conn-{id} reading paused: {waiting} bytes wait to be sent"
-            ));
-        } else if paused_before && !paused_now {
-            (self.log)(&format!("conn-{id} reading resumed"));
-        }
-        if let Err(e) = self.update_interest(event.token) {
-            self.close(event.token, &format!("poller: {e}"));
-        }
-    }
-
-    /// Asks the poller for what the connection needs now: READABLE while the
-    /// peer may send and the buffer has room, WRITABLE only while bytes wait.
-    fn update_interest(&mut self, token: Token) -> io::Result<()> {
-        let Some(conn) = self.connections.get_mut(&token) else {
-            return Ok(());
+            Ok(()) if conn.peer_done && conn.pending.is_empty() => Err("peer closed".into()),
+            Ok(()) => {
+                let (id, waiting, paused_now) =
+                    (conn.id, conn.pending.len(), conn.reading_paused(max));
+                if paused_now && !paused_before {
+                    (self.log)(&format!(
+                        "conn-{id} reading paused: {waiting} bytes wait to be sent"
+                    ));
+                } else if paused_before && !paused_now {
+                    (self.log)(&format!("conn-{id} reading resumed"));
+                }
+                conn.update_interest(&mut self.poller, event.token, max)
+                    .map_err(|e| format!("poller: {e}"))
+            }
         };
-        let wanted = Interest {
-            readable: !conn.peer_done && conn.pending.len() < self.max_buffered,
-            writable: !conn.pending.is_empty(),
-        };
-        if wanted != conn.interest {
-            self.poller.modify(conn.fd.as_raw_fd(), token, wanted)?;
-            conn.interest = wanted;
+        if let Err(reason) = outcome {
+            self.close(event.token, &reason);
         }
-        Ok(())
     }
     // ANCHOR_END: connection_event
 
@@ -331,20 +337,64 @@ impl Connection {
         !self.peer_done && self.pending.len() >= max_buffered
     }
 
+    // ANCHOR: interest
+    /// Asks the poller for what this connection needs now, and nothing
+    /// more: every condition asked for is level-triggered, so one the loop
+    /// would not act on would wake it on every wait (a busy loop).
+    /// - READABLE while the peer may still send and the buffer has room.
+    ///   Not while paused: the unread data (and a later end of file, which
+    ///   keeps the socket readable for good) would be reported on every
+    ///   wait, and the loop would not read it.
+    /// - WRITABLE only while bytes wait to be sent: an idle socket is
+    ///   always writable.
+    ///
+    /// Hang-ups and errors are reported unasked (poll, epoll) or as
+    /// readable (select); the loop acts on them in [`on_event`](Self::on_event)
+    /// by reading or writing, which fails, and closes.
+    fn update_interest<P: Poller>(
+        &mut self,
+        poller: &mut P,
+        token: Token,
+        max_buffered: usize,
+    ) -> io::Result<()> {
+        let wanted = Interest {
+            readable: !self.peer_done && self.pending.len() < max_buffered,
+            writable: !self.pending.is_empty(),
+        };
+        if wanted != self.interest {
+            poller.modify(self.fd.as_raw_fd(), token, wanted)?;
+            self.interest = wanted;
+        }
+        Ok(())
+    }
+    // ANCHOR_END: interest
+
     // ANCHOR: read_write
     /// Handles one event: read while there is data and room, then write
     /// back what is pending. `Err` means: close this connection.
-    fn on_event(&mut self, event: Event, max_buffered: usize) -> Result<(), CloseReason> {
+    ///
+    /// A read or write that moves fewer bytes than asked ends its loop. On
+    /// a stream socket a read returns what is queued, up to the size asked
+    /// for, so a short read has emptied the receive queue, and a short write
+    /// has filled the send buffer (epoll(7), Q&A 9). The next call would
+    /// only say EAGAIN; the next wait reports the socket again if more data
+    /// arrives or room appears (every bit here is level-triggered).
+    fn on_event(
+        &mut self,
+        event: Event,
+        max_buffered: usize,
+        buf: &mut [u8],
+    ) -> Result<(), CloseReason> {
         // select reports a hang-up or an error as readable; poll and epoll
         // report them on their own. Either way a read tells which it is.
         let may_read = event.readable || event.hangup || event.error;
         let mut got_data = false;
         if may_read && !self.peer_done {
-            let mut buf = [0u8; READ_CHUNK];
-            // Read until EAGAIN, end of file, or a full buffer (then stop:
-            // the rest waits in the kernel until the peer reads its echo).
+            // Read until end of file, EAGAIN, a short read, or a full
+            // buffer (then stop: the rest waits in the kernel until the
+            // peer reads its echo).
             while self.pending.len() < max_buffered {
-                let room = (max_buffered - self.pending.len()).min(READ_CHUNK);
+                let room = (max_buffered - self.pending.len()).min(buf.len());
                 match trace::read(&self.fd, &mut buf[..room]) {
                     Ok(0) => {
                         self.peer_done = true;
@@ -353,6 +403,9 @@ impl Connection {
                     Ok(n) => {
                         self.pending.extend_from_slice(&buf[..n]);
                         got_data = true;
+                        if n < room {
+                            break; // short read: the queue is empty
+                        }
                     }
                     Err(Errno::EAGAIN) => break,
                     Err(Errno::EINTR) => continue,
@@ -370,7 +423,11 @@ impl Connection {
                 // here, not a signal that ends the process.
                 match trace::write(&self.fd, &self.pending) {
                     Ok(n) => {
+                        let short = n < self.pending.len();
                         self.pending.drain(..n);
+                        if short {
+                            break; // short write: the send buffer is full
+                        }
                     }
                     Err(Errno::EAGAIN) => break,
                     Err(Errno::EINTR) => continue,

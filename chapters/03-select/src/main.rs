@@ -1,7 +1,7 @@
 //! `ch03-select`: select(2) on the real kernel, one scenario at a time, and
 //! an echo server over the select backend.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::Duration;
 
@@ -49,13 +49,17 @@ so the signal's default action ends the process."
     )]
     Serve {
         /// The address to listen on (loopback by default; port 0 lets the kernel pick)
-        #[arg(long, default_value = "127.0.0.1:7003")]
+        #[arg(long, default_value = "127.0.0.1:7003", value_parser = lab_kit::cli::loopback_addr)]
         addr: SocketAddr,
     },
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    lab_kit::cli::run_main(cli_main)
+}
+
+fn cli_main() -> anyhow::Result<()> {
+    let cli: Cli = lab_kit::cli::parse();
     let Some(command) = cli.command else {
         lab_kit::transcript::print_scenarios(
             PACKAGE,
@@ -397,7 +401,7 @@ fn poller() -> anyhow::Result<()> {
 
 // ANCHOR: serve
 fn serve(addr: SocketAddr) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(addr).with_context(|| format!("bind {addr}"))?;
+    let listener = lab_kit::cli::bind_loopback(addr)?;
     let bound = listener.local_addr().context("local address")?;
     println!("listening on {bound}");
     let mut server = EchoServer::new(SelectPoller::new(), listener).context("set up the loop")?;

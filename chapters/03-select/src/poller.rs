@@ -23,6 +23,12 @@ use std::time::Duration;
 pub struct Token(pub usize);
 
 /// Which readiness a registration asks about.
+///
+/// Every backend here is level-triggered: a condition asked for is reported
+/// on every wait for as long as it is true. So ask only for what you will
+/// act on now. A registration whose condition stays true while the caller
+/// ignores it (READABLE on a connection it has stopped reading, WRITABLE
+/// with nothing to send) wakes the loop on every wait: 100% CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Interest {
     pub readable: bool,
@@ -43,7 +49,8 @@ impl Interest {
         writable: true,
     };
     /// Registered, but asking for nothing: only hang-ups and errors, which
-    /// poll and epoll report unasked (a server uses it to pause reading).
+    /// poll and epoll report unasked (a server uses it to stop accepting
+    /// while it is out of descriptors).
     pub const NONE: Interest = Interest {
         readable: false,
         writable: false,

@@ -1,7 +1,7 @@
 //! `ch04-poll`: poll(2) on the real kernel, one scenario at a time, and the
 //! chapter 03 echo server over the poll backend.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::Duration;
 
@@ -54,7 +54,7 @@ Ctrl-C: no SIGINT handler is installed, so the signal's default action ends the 
     )]
     Serve {
         /// The address to listen on (loopback by default; port 0 lets the kernel pick)
-        #[arg(long, default_value = "127.0.0.1:7004")]
+        #[arg(long, default_value = "127.0.0.1:7004", value_parser = lab_kit::cli::loopback_addr)]
         addr: SocketAddr,
         /// The multiplexer under the loop
         #[arg(long, value_enum, default_value = "poll")]
@@ -62,8 +62,12 @@ Ctrl-C: no SIGINT handler is installed, so the signal's default action ends the 
     },
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    lab_kit::cli::run_main(cli_main)
+}
+
+fn cli_main() -> anyhow::Result<()> {
+    let cli: Cli = lab_kit::cli::parse();
     let Some(command) = cli.command else {
         lab_kit::transcript::print_scenarios(
             PACKAGE,
@@ -337,7 +341,7 @@ fn poller() -> anyhow::Result<()> {
 
 // ANCHOR: serve
 fn serve(addr: SocketAddr, backend: Backend) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(addr).with_context(|| format!("bind {addr}"))?;
+    let listener = lab_kit::cli::bind_loopback(addr)?;
     let bound = listener.local_addr().context("local address")?;
     println!("listening on {bound}");
     // The same loop over either backend: only this line differs.

@@ -44,13 +44,26 @@ impl EpollPoller {
 }
 
 // ANCHOR: flags
-/// What to ask the kernel for. EPOLLERR and EPOLLHUP need no asking: the
-/// kernel adds them to every registration. EPOLLRDHUP reports a peer's
-/// `shutdown(SHUT_WR)` (or close) without a read.
+/// What to ask the kernel for. Every bit asked for is level-triggered, so
+/// the rule is: **ask only for what the caller will act on now.** A
+/// condition that stays true while the caller ignores it is reported on
+/// every wait, and the loop spins at 100% CPU.
+///
+/// - `EPOLLIN` and `EPOLLRDHUP` only while the caller reads. `EPOLLRDHUP`
+///   reports a peer's `shutdown(SHUT_WR)` (or close) and, like `EPOLLIN`,
+///   stays true until the socket is closed: a server that stopped reading
+///   (its output buffer is full) but kept `EPOLLRDHUP` would be woken on
+///   every wait once the peer half-closed, and nothing it does would clear
+///   the condition.
+/// - `EPOLLOUT` only while output is pending (an idle socket is always
+///   writable).
+/// - `EPOLLERR` and `EPOLLHUP` cannot be left out: the kernel adds them to
+///   every registration. A caller acts on them by writing (which fails) or
+///   reading, then closes.
 fn flags_for(interest: Interest) -> EpollFlags {
-    let mut flags = EpollFlags::EPOLLRDHUP;
+    let mut flags = EpollFlags::empty();
     if interest.readable {
-        flags |= EpollFlags::EPOLLIN;
+        flags |= EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
     }
     if interest.writable {
         flags |= EpollFlags::EPOLLOUT;

@@ -2,8 +2,8 @@
 //! scenarios, `serve`, and the `bench` that compares backends.
 
 use std::io::Write;
-use std::net::TcpListener;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -14,6 +14,7 @@ use lab_kit::epoll::{self, Op, create1, ctl, show_interest_list};
 use lab_kit::names::name_token;
 use lab_kit::{fixtures, note, trace};
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::sys::epoll::{EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::socket::Shutdown;
 
@@ -33,12 +34,24 @@ enum BackendArg {
     Select,
 }
 
+/// A server `bench` can measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ServerArg {
+    Epoll,
+    Poll,
+    Select,
+    /// Chapter 01's thread per connection.
+    Threads,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// A short session with the server, every system call shown
     Session,
     /// Always-on EPOLLOUT: an idle socket is writable, so the loop never sleeps
     AlwaysOnEpollout,
+    /// Paused, but still asking for EPOLLRDHUP: after the peer's half-close every wait returns at once
+    RdhupWhilePaused,
     /// A client that sends but never reads: the server stops reading, memory stays bounded
     Backpressure,
     /// The client shuts down its sending side: the server finishes echoing, then closes
@@ -49,11 +62,13 @@ enum Command {
     ///
     /// Ctrl-C sends SIGINT, whose default action ends the process; the kernel
     /// closes every descriptor. `kill -USR1 PID` makes the server print
-    /// `stats: W wake-ups, C connections open`.
+    /// `stats: W wake-ups, C connections open, N system calls (...)`: its
+    /// wake-ups, and the system calls it made, counted by the calls.
     Serve {
-        /// Where to listen; port 0 lets the kernel choose (printed first).
-        #[arg(long, default_value = "127.0.0.1:7006")]
-        addr: String,
+        /// Where to listen (loopback only); port 0 lets the kernel choose,
+        /// and the server prints the address it got first.
+        #[arg(long, default_value = "127.0.0.1:7006", value_parser = lab_kit::cli::loopback_addr)]
+        addr: SocketAddr,
         /// The multiplexer under the same loop.
         #[arg(long, value_enum, default_value = "epoll")]
         backend: BackendArg,
@@ -69,21 +84,26 @@ enum Command {
         /// Seconds measured per row (after one second of warm-up).
         #[arg(long, default_value_t = 3)]
         seconds: u64,
-        /// Servers to run, comma-separated: epoll, poll, select, threads.
+        /// Servers to run, comma-separated.
         #[arg(
             long,
+            value_enum,
             value_delimiter = ',',
             default_value = "epoll,poll,select,threads"
         )]
-        servers: Vec<String>,
+        servers: Vec<ServerArg>,
         /// Runs of the whole table; each row shows the median run.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    lab_kit::cli::run_main(cli_main)
+}
+
+fn cli_main() -> Result<()> {
+    let cli: Cli = lab_kit::cli::parse();
     let Some(command) = cli.command else {
         lab_kit::transcript::print_scenarios(
             PACKAGE,
@@ -93,7 +113,7 @@ fn main() -> Result<()> {
         return Ok(());
     };
     match command {
-        Command::Serve { addr, backend } => serve(&addr, backend),
+        Command::Serve { addr, backend } => serve(addr, backend),
         Command::Bench {
             active,
             idle,
@@ -106,6 +126,7 @@ fn main() -> Result<()> {
             match scenario {
                 Command::Session => session(),
                 Command::AlwaysOnEpollout => always_on_epollout(),
+                Command::RdhupWhilePaused => rdhup_while_paused(),
                 Command::Backpressure => backpressure(),
                 Command::HalfClose => half_close(),
                 Command::Reset => reset(),
@@ -115,12 +136,9 @@ fn main() -> Result<()> {
     }
 }
 
-fn serve(addr: &str, backend: BackendArg) -> Result<()> {
-    let addr: std::net::SocketAddr = addr
-        .parse()
-        .with_context(|| format!("--addr {addr:?} is not an address like 127.0.0.1:7006"))?;
+fn serve(addr: SocketAddr, backend: BackendArg) -> Result<()> {
     ch06_epoll_echo_server::install_stats_signal().context("install the SIGUSR1 handler")?;
-    let listener = TcpListener::bind(addr).with_context(|| format!("bind {addr}"))?;
+    let listener = lab_kit::cli::bind_loopback(addr)?;
     let backend = match backend {
         BackendArg::Epoll => Backend::Epoll,
         BackendArg::Poll => Backend::Poll,
@@ -133,18 +151,21 @@ fn run_bench(
     active: usize,
     idle: &[usize],
     seconds: u64,
-    names: &[String],
+    names: &[ServerArg],
     rounds: usize,
 ) -> Result<()> {
     let this = std::env::current_exe().context("where is this binary?")?;
     let all = bench::default_servers(&this);
-    let mut servers = Vec::new();
-    for name in names {
-        match all.iter().find(|s| &s.name == name) {
-            Some(server) => servers.push(server.clone()),
-            None => bail!("unknown server {name:?}: choose from epoll, poll, select, threads"),
-        }
-    }
+    let servers: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let name = format!("{name:?}").to_lowercase();
+            all.iter()
+                .find(|s| s.name == name)
+                .cloned()
+                .expect("every ServerArg has a server")
+        })
+        .collect();
     let load = Load {
         active,
         idle: 0,
@@ -241,6 +262,83 @@ fn always_on_epollout() -> Result<()> {
 }
 // ANCHOR_END: always_on
 
+// ANCHOR: rdhup_while_paused
+fn rdhup_while_paused() -> Result<()> {
+    name_token(1, "conn");
+    let listener = fixtures::listener("listener")?;
+    let client = fixtures::connect(listener.local_addr()?, "client")?;
+    let conn = trace::accept(&listener, "conn")?;
+    note("conn is a server's connection whose client sends but does not read. The server");
+    note("has a full buffer for it, so it has paused reading: it waits only until it can");
+    note("write. First, fill conn's send buffer (the client does not read), quietly:");
+    let flags = trace::get_flags(&conn)?;
+    trace::set_flags(&conn, flags | OFlag::O_NONBLOCK)?;
+    let full = trace::quietly(|| fill_until_eagain(&conn))?;
+    trace::tally(
+        "write(conn) ended with EAGAIN: the send buffer is full",
+        full,
+    );
+    let ep = create1(EpollCreateFlags::EPOLL_CLOEXEC, "ep")?;
+    note("Wrong: the paused registration keeps EPOLLRDHUP ('to notice a hang-up').");
+    let out_rdhup = EpollFlags::EPOLLOUT | EpollFlags::EPOLLRDHUP;
+    ctl(&ep.0, Op::Add, conn.as_raw_fd(), out_rdhup, 1)?;
+    let mut events = vec![EpollEvent::empty(); 8];
+    epoll::wait(&ep, &mut events, Some(Duration::ZERO))?;
+    note("The client sends its last bytes and shuts down its sending side.");
+    trace::write(&client, b"bye")?;
+    trace::shutdown(&client, Shutdown::Write)?;
+    epoll::wait(&ep, &mut events, Some(Duration::ZERO))?;
+    epoll::wait(&ep, &mut events, Some(Duration::ZERO))?;
+    note("Level-triggered: the peer's FIN stays in conn's queue until someone reads it,");
+    note("so EPOLLRDHUP stays true, and every wait reports it. The loop is paused and will");
+    note("not read, so nothing clears it: a loop waiting with no timeout would spin.");
+    note("10000 more waits, quietly:");
+    let before = trace::count_of("epoll_wait");
+    let mut reported = 0;
+    trace::quietly(|| -> Result<()> {
+        for _ in 0..10_000 {
+            let n = epoll::wait(&ep, &mut events, Some(Duration::ZERO))?;
+            if events[..n]
+                .iter()
+                .any(|e| e.events().contains(EpollFlags::EPOLLRDHUP))
+            {
+                reported += 1;
+            }
+        }
+        Ok(())
+    })?;
+    trace::tally("epoll_wait calls", trace::count_of("epoll_wait") - before);
+    trace::tally("of them reported conn: EPOLLRDHUP", reported);
+
+    trace::blank();
+    note("Right: while paused, ask only for what the loop will act on now: EPOLLOUT.");
+    ctl(&ep.0, Op::Mod, conn.as_raw_fd(), EpollFlags::EPOLLOUT, 1)?;
+    epoll::wait(&ep, &mut events, Some(Duration::ZERO))?;
+    note("Nothing to report: the loop sleeps until the client reads and makes room.");
+    note("When it resumes reading, it asks for EPOLLIN|EPOLLRDHUP again, and acts on them:");
+    let in_rdhup = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
+    ctl(&ep.0, Op::Mod, conn.as_raw_fd(), in_rdhup, 1)?;
+    epoll::wait(&ep, &mut events, Some(Duration::ZERO))?;
+    trace::read(&conn, &mut [0; 64])?;
+    trace::read(&conn, &mut [0; 64])?;
+    Ok(())
+}
+// ANCHOR_END: rdhup_while_paused
+
+/// Writes to `fd` until a write fails with EAGAIN (true) or `limit` writes
+/// all succeeded (false).
+fn fill_until_eagain(fd: &impl AsFd) -> Result<bool> {
+    let chunk = [b'x'; 16 * 1024];
+    for _ in 0..100_000 {
+        match trace::write(fd, &chunk) {
+            Ok(_) => {}
+            Err(Errno::EAGAIN) => return Ok(true),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(false)
+}
+
 fn backpressure() -> Result<()> {
     let listener = fixtures::listener("listener")?;
     let addr = listener.local_addr()?;
@@ -249,7 +347,8 @@ fn backpressure() -> Result<()> {
     note("echoed before the server stops reading from it.");
     let mut server = traced_server(listener)?.with_max_buffered(max);
     let client = fixtures::connect(addr, "client")?;
-    client.set_nonblocking(true)?;
+    let flags = trace::get_flags(&client)?;
+    trace::set_flags(&client, flags | OFlag::O_NONBLOCK)?;
     turn(&mut server)?;
     note("The client writes and never reads. First the kernel's buffers fill (its");
     note("receive buffer, the server's send buffer), then the server's own. Quietly:");
@@ -273,12 +372,43 @@ fn backpressure() -> Result<()> {
     if !paused {
         bail!("the server never stopped reading: its buffer grew without bound");
     }
-    note("The server stopped asking for EPOLLIN: it only waits to be able to write.");
-    note("The kernel's copy of the interest list shows it:");
+    trace::tally(
+        "bytes the server holds, read but not yet echoed",
+        server.bytes_waiting(),
+    );
+    note("The server asks about conn-1 only for EPOLLOUT now: no EPOLLIN, and no");
+    note("EPOLLRDHUP either (see rdhup-while-paused). The kernel adds EPOLLERR and");
+    note("EPOLLHUP to every registration; a hang-up or an error ends in a failed write.");
+    note("The kernel's copy of the interest list:");
     show_interest_list(server.poller().epoll())?;
-    note("Whatever the client sends now stays in the kernel's buffers; when they are");
-    note("full its writes fail with EAGAIN. The server's memory stays at 64 KiB.");
-    note("Now the client reads everything back (quietly), and stops sending:");
+    note("The client goes on writing while the server goes on turning, quietly, until");
+    note("the client's write fails: every buffer between the two is full.");
+    let full = trace::quietly(|| -> Result<bool> {
+        for _ in 0..100_000 {
+            match trace::write(&client, &chunk) {
+                Ok(n) => sent += n as u64,
+                Err(Errno::EAGAIN) => return Ok(true),
+                Err(e) => return Err(e.into()),
+            }
+            turn(&mut server)?;
+        }
+        Ok(false)
+    })?;
+    if !full {
+        bail!("the client's writes never failed: the server kept reading");
+    }
+    note("One more turn of the server: nothing to report (EPOLLIN is not asked for, and");
+    note("conn-1 is not writable). Then one more write of the client:");
+    turn(&mut server)?;
+    match trace::write(&client, &chunk) {
+        Err(Errno::EAGAIN) => {}
+        other => bail!("the client's write should fail with EAGAIN, it gave {other:?}"),
+    }
+    trace::tally(
+        "bytes the server holds, read but not yet echoed",
+        server.bytes_waiting(),
+    );
+    note("Now the client stops sending and reads everything back (quietly).");
     trace::shutdown(&client, Shutdown::Write)?;
     let mut received: u64 = 0;
     let mut buf = vec![0u8; 64 * 1024];
@@ -291,6 +421,10 @@ fn backpressure() -> Result<()> {
                 Err(Errno::EAGAIN) => {}
                 Err(e) => return Err(e.into()),
             }
+        }
+        // The server sees the end of file after the last byte, and closes.
+        while server.connection_count() > 0 {
+            turn(&mut server)?;
         }
         Ok(())
     })?;
@@ -318,10 +452,13 @@ fn half_close() -> Result<()> {
     note("wants to read the echo.");
     trace::write(&client, b"last words")?;
     trace::shutdown(&client, Shutdown::Write)?;
-    note("One wait reports EPOLLIN|EPOLLRDHUP. The server reads the data, then end of");
-    note("file; it echoes, and with nothing left to send it closes conn-1.");
+    note("The wait reports EPOLLIN|EPOLLRDHUP. The read returns fewer bytes than asked:");
+    note("the queue is empty up to the end of file. The server echoes and waits again.");
     turn(&mut server)?;
     trace::read(&client, &mut [0; 64])?;
+    note("The end of file is still there (level-triggered): this read returns 0, and with");
+    note("nothing left to send the server closes conn-1.");
+    turn(&mut server)?;
     trace::read(&client, &mut [0; 64])?;
     Ok(())
 }
@@ -333,24 +470,14 @@ fn reset() -> Result<()> {
     let rude = fixtures::connect(addr, "client-1")?;
     let polite = fixtures::connect(addr, "client-2")?;
     turn(&mut server)?;
-    note("client-1 closes with SO_LINGER set to 0 seconds: the kernel sends a reset");
-    note("(RST) instead of a normal close (FIN).");
-    set_linger_zero(&rude)?;
+    note("client-1 sets SO_LINGER to on, 0 seconds: its close will send a reset (RST)");
+    note("instead of a normal close (FIN).");
+    trace::set_linger(&rude, Some(0))?;
     trace::close(OwnedFd::from(rude))?;
     turn(&mut server)?;
     note("conn-1 is gone; conn-2 is served as before.");
     trace::write(&polite, b"still there?")?;
     turn(&mut server)?;
     trace::read(&polite, &mut [0; 64])?;
-    Ok(())
-}
-
-fn set_linger_zero(stream: &std::net::TcpStream) -> Result<()> {
-    use nix::sys::socket::{setsockopt, sockopt::Linger};
-    let linger = nix::libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    setsockopt(stream, Linger, &linger).context("setsockopt(SO_LINGER)")?;
     Ok(())
 }

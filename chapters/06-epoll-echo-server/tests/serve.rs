@@ -3,10 +3,10 @@
 //! whether an idle server sleeps.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lab_kit::clients::{self, Load};
 use lab_kit::server::ServerProcess;
@@ -160,37 +160,339 @@ fn resets_and_half_closes_end_only_their_own_connection() {
     );
 }
 
+/// Asks the server for its `stats:` line (SIGUSR1) and returns it. A
+/// signal landing just before the server enters its wait is only seen at
+/// the next signal (see `serve_on`): ask again until it answers.
+fn stats(server: &mut ServerProcess) -> String {
+    let pid = Pid::from_raw(server.pid() as i32);
+    let mut asked = 0;
+    loop {
+        kill(pid, Signal::SIGUSR1).unwrap();
+        asked += 1;
+        if let Some(line) =
+            server.try_wait_for_line(Duration::from_millis(500), |l| l.starts_with("stats:"))
+        {
+            return line;
+        }
+        assert!(asked < 20, "no `stats:` line after {asked} SIGUSR1s");
+    }
+}
+
+/// The server's wake-up count (returns from its wait with events so far).
+fn wakeups(server: &mut ServerProcess) -> u64 {
+    let line = stats(server);
+    ch06_epoll_echo_server::wakeups_in_stats(&line)
+        .unwrap_or_else(|| panic!("cannot read the wake-up count in {line:?}"))
+}
+
 #[test]
 fn an_idle_server_sleeps_in_epoll_wait() {
     let mut server = start("epoll");
-    let pid = Pid::from_raw(server.pid() as i32);
-    let stats = |server: &mut ServerProcess| -> u64 {
-        // A signal landing just before the server enters its wait is only
-        // seen at the next signal (see `serve_on`): ask again until it answers.
-        let mut asked = 0;
-        let line = loop {
-            kill(pid, Signal::SIGUSR1).unwrap();
-            asked += 1;
-            if let Some(line) =
-                server.try_wait_for_line(Duration::from_millis(500), |l| l.starts_with("stats:"))
-            {
-                break line;
-            }
-            assert!(asked < 20, "no `stats:` line after {asked} SIGUSR1s");
-        };
-        line.split_whitespace()
-            .nth(1)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("cannot read the wake-up count in {line:?}"))
-    };
-    let before = stats(&mut server);
+    let before = wakeups(&mut server);
     // The measurement window: one idle second.
     thread::sleep(Duration::from_secs(1));
-    let after = stats(&mut server);
+    let after = wakeups(&mut server);
     assert!(
         after - before <= 1,
         "an idle server woke up {} times in one second: it should sleep in epoll_wait \
          (is something registered for EPOLLOUT all the time, or a timeout of 0 used?)",
         after - before
     );
+}
+
+/// The state of the TCP socket `local` -> `remote` from /proc/net/tcp
+/// (`01` ESTABLISHED, `05` FIN_WAIT2, `08` CLOSE_WAIT, ...), if it exists.
+fn tcp_state(local: SocketAddr, remote: SocketAddr) -> Option<String> {
+    // /proc/net/tcp prints an IPv4 address as the 32-bit number in host
+    // byte order, in hex, and the port in hex: 0100007F:1F90.
+    let hex = |a: SocketAddr| match a.ip() {
+        IpAddr::V4(ip) => format!("{:08X}:{:04X}", u32::from_ne_bytes(ip.octets()), a.port()),
+        IpAddr::V6(_) => panic!("the tests use IPv4 loopback"),
+    };
+    let (local, remote) = (hex(local), hex(remote));
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(1) == Some(&local.as_str()) && fields.get(2) == Some(&remote.as_str()))
+            .then(|| fields[3].to_string())
+    })
+}
+
+/// Waits until the kernel has put the server's side of `client` into
+/// CLOSE_WAIT: the client's FIN has arrived there (whether or not the server
+/// has read up to it).
+fn wait_for_fin_at_server(server_addr: SocketAddr, client: &TcpStream) {
+    let client_addr = client.local_addr().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let state = tcp_state(server_addr, client_addr);
+        if state.as_deref() == Some("08") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the client's FIN did not reach the server's socket within 5 s (its state is \
+             {state:?}, not 08 = CLOSE_WAIT): the test sent more than the server's receive \
+             buffer holds after it paused, so the FIN waits behind the data"
+        );
+        // Polling a kernel state that changes within microseconds on
+        // loopback; nothing here depends on how long it takes.
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The byte at `offset` of the stream a test client sends.
+fn pattern_byte(offset: u64) -> u8 {
+    (offset % 251) as u8
+}
+
+/// Connects a client that writes (never reading) until the server logs
+/// `reading paused` for it, and returns it with the number of bytes sent.
+/// It writes 16 KiB at a time and looks at the log after every write, so it
+/// stops soon after the pause: what it sent after the pause must fit in the
+/// server's receive buffer, or a later FIN would wait behind it.
+fn fill_until_paused(server: &mut ServerProcess) -> (TcpStream, u64) {
+    let mut client = TcpStream::connect(server.addr).unwrap();
+    client.set_nonblocking(true).unwrap();
+    let mut sent: u64 = 0;
+    let mut chunk = vec![0u8; 16 * 1024];
+    let deadline = Instant::now() + LIMIT;
+    let paused = |l: &str| l.contains("reading paused");
+    loop {
+        for (i, byte) in chunk.iter_mut().enumerate() {
+            *byte = pattern_byte(sent + i as u64);
+        }
+        let wait = match client.write(&chunk) {
+            Ok(n) => {
+                sent += n as u64;
+                Duration::ZERO
+            }
+            // Every buffer between us and the server is full: the server
+            // must be about to say it paused.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Duration::from_millis(100),
+            Err(e) => panic!("the filling client's write failed: {e}"),
+        };
+        if server.try_wait_for_line(wait, paused).is_some() {
+            return (client, sent);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server never logged `reading paused` for a client that sent {sent} bytes \
+             without reading: it must stop reading when a connection's buffer is full"
+        );
+    }
+}
+
+/// Reads everything `client` gets until end of file and checks it against
+/// the `sent` bytes of the pattern.
+fn read_back_everything(client: TcpStream, sent: u64) {
+    let received = within(
+        LIMIT,
+        "the paused client's echo, then end of file",
+        move || {
+            let mut client = client;
+            client.set_nonblocking(false).unwrap();
+            let mut all = Vec::new();
+            client.read_to_end(&mut all).unwrap();
+            all
+        },
+    );
+    assert_eq!(
+        received.len() as u64,
+        sent,
+        "the paused client must get back every byte it sent, then end of file"
+    );
+    if let Some(at) = (0..received.len()).find(|&i| received[i] != pattern_byte(i as u64)) {
+        panic!("the echo differs from what was sent at byte {at}");
+    }
+}
+
+/// A client whose reading the server paused (its buffer is full) shuts down
+/// its sending side. Every registered condition is level-triggered, so a
+/// loop that still asked about that connection's input (EPOLLIN, or
+/// EPOLLRDHUP, which stays true once the FIN is in) would be told about it
+/// on every wait and could do nothing: a busy loop at 100% CPU.
+///
+/// The bound: while nothing happens, a correct server does not wake at all,
+/// so one idle second must add 0 wake-ups (a server with the bug adds
+/// hundreds of thousands). Serving another client then costs it at most 3
+/// (the new connection, its message, its close), so the count may grow by
+/// 3 at most over that part.
+fn a_paused_client_that_half_closes_does_not_make_the_server_spin(backend: &str) {
+    let mut server = start(backend);
+    let addr = server.addr;
+    let (paused, sent) = fill_until_paused(&mut server);
+    paused.shutdown(Shutdown::Write).unwrap();
+    wait_for_fin_at_server(addr, &paused);
+
+    let before = wakeups(&mut server);
+    // The measurement window: one second in which nothing happens.
+    thread::sleep(Duration::from_secs(1));
+    let idle = wakeups(&mut server) - before;
+    assert!(
+        idle == 0,
+        "{backend}: the server woke up {idle} times in one idle second after a paused client \
+         half-closed. While reading is paused, do not ask about that connection's input \
+         (no EPOLLIN, no EPOLLRDHUP: level-triggered, they stay true and are reported on \
+         every wait)"
+    );
+
+    // Another client is still served, at the cost of a few wake-ups.
+    let before = wakeups(&mut server);
+    within(
+        LIMIT,
+        "another client's echo while one is paused",
+        move || {
+            let mut other = TcpStream::connect(addr).unwrap();
+            other.write_all(b"ping").unwrap();
+            let mut back = [0u8; 4];
+            other.read_exact(&mut back).unwrap();
+            assert_eq!(&back, b"ping");
+        },
+    );
+    server.wait_for_closed(1);
+    let serving = wakeups(&mut server) - before;
+    assert!(
+        serving <= 3,
+        "{backend}: serving one more client took {serving} wake-ups; a correct server needs \
+         at most 3 (accept, echo, close)"
+    );
+
+    // Finally the paused client reads: everything comes back, then the
+    // server closes the connection (it has sent all, and the peer is done).
+    read_back_everything(paused, sent);
+    let log = server.wait_for_closed(2);
+    assert!(
+        log.iter().any(|l| l == "conn-1 closed: peer closed"),
+        "{backend}: the paused client's connection should end with `conn-1 closed: peer \
+         closed`:\n{}",
+        log.join("\n")
+    );
+}
+
+#[test]
+fn epoll_a_paused_client_that_half_closes_does_not_make_the_server_spin() {
+    a_paused_client_that_half_closes_does_not_make_the_server_spin("epoll");
+}
+
+#[test]
+fn poll_a_paused_client_that_half_closes_does_not_make_the_server_spin() {
+    a_paused_client_that_half_closes_does_not_make_the_server_spin("poll");
+}
+
+#[test]
+fn select_a_paused_client_that_half_closes_does_not_make_the_server_spin() {
+    a_paused_client_that_half_closes_does_not_make_the_server_spin("select");
+}
+
+/// Lowers the server's limit on open descriptors (RLIMIT_NOFILE, soft and
+/// hard) to `limit`, from outside, as `prlimit --nofile=N --pid PID` does.
+fn set_fd_limit(server: &ServerProcess, limit: u64) {
+    let new = nix::libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: prlimit reads one rlimit struct from a valid pointer and, with
+    // a null old-limit pointer, writes nothing. nix has no prlimit wrapper.
+    let rc = unsafe {
+        nix::libc::prlimit(
+            server.pid() as nix::libc::pid_t,
+            nix::libc::RLIMIT_NOFILE,
+            &new,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+/// One echo of `message` on `client`, under the watchdog.
+fn echo_once(client: &TcpStream, message: &'static [u8]) {
+    let client = client.try_clone().unwrap();
+    within(LIMIT, "an echo", move || {
+        let mut client = client;
+        client.write_all(message).unwrap();
+        let mut back = vec![0u8; message.len()];
+        client.read_exact(&mut back).unwrap();
+        assert_eq!(back, message);
+    });
+}
+
+/// Out of descriptors: accept fails with EMFILE and the connection stays in
+/// the listener's queue, so the listener stays readable. A loop that still
+/// asked about it would be woken on every wait and could do nothing. A
+/// correct server stops asking until a connection closes: one idle second
+/// adds 0 wake-ups. It keeps serving the connections it has, and once one
+/// closes it accepts the waiting one.
+fn out_of_descriptors_the_server_neither_spins_nor_stops(backend: &str) {
+    let mut server = start(backend);
+    // A new descriptor takes the lowest free number, and the limit caps the
+    // number: allow up to the second free number, room for 2 connections.
+    // (The server may hold descriptors it inherited, with gaps below them.)
+    let open: Vec<u64> = server
+        .descriptors_above_stdio()
+        .iter()
+        .filter_map(|d| d.split(' ').next()?.parse().ok())
+        .collect();
+    let second_free = (3..).filter(|n| !open.contains(n)).nth(1).unwrap();
+    set_fd_limit(&server, second_free + 1);
+
+    let mut clients = Vec::new();
+    loop {
+        let client = TcpStream::connect(server.addr).unwrap();
+        clients.push(client);
+        let refused = |l: &str| l.starts_with("accept: EMFILE");
+        let opened = format!("conn-{} opened", clients.len());
+        let line = server.wait_for_line(LIMIT, "`opened` or `accept: EMFILE`", |l| {
+            l == opened || refused(l)
+        });
+        if refused(&line) {
+            break;
+        }
+        assert!(
+            clients.len() < 20,
+            "{backend}: 20 connections accepted under a limit that leaves room for 2"
+        );
+    }
+    let waiting = clients.pop().unwrap();
+
+    let before = wakeups(&mut server);
+    // The measurement window: one second in which nothing happens.
+    thread::sleep(Duration::from_secs(1));
+    let idle = wakeups(&mut server) - before;
+    assert!(
+        idle == 0,
+        "{backend}: out of descriptors, the server woke up {idle} times in one idle second. \
+         The refused connection stays queued and the listener stays readable: stop asking \
+         about the listener until a connection closes"
+    );
+
+    // The open connections are still served.
+    for client in &clients {
+        echo_once(client, b"still here");
+    }
+    // One closes: the server accepts the one that waited, and serves it.
+    drop(clients.remove(0));
+    let n = clients.len() + 2;
+    server.wait_for_line(LIMIT, "`accepting again` after a close", |l| {
+        l == "accepting again"
+    });
+    server.wait_for_line(LIMIT, "the waiting connection to be opened", |l| {
+        l == format!("conn-{n} opened")
+    });
+    echo_once(&waiting, b"my turn");
+}
+
+#[test]
+fn epoll_out_of_descriptors_the_server_neither_spins_nor_stops() {
+    out_of_descriptors_the_server_neither_spins_nor_stops("epoll");
+}
+
+#[test]
+fn poll_out_of_descriptors_the_server_neither_spins_nor_stops() {
+    out_of_descriptors_the_server_neither_spins_nor_stops("poll");
+}
+
+#[test]
+fn select_out_of_descriptors_the_server_neither_spins_nor_stops() {
+    out_of_descriptors_the_server_neither_spins_nor_stops("select");
 }

@@ -69,7 +69,7 @@ enum Scenario {
 }
 
 fn main() -> Result<()> {
-    let cli = Cli::parse();
+    let cli: Cli = lab_kit::cli::parse();
     let Some(scenario) = cli.scenario else {
         lab_kit::transcript::print_scenarios(
             PACKAGE,

@@ -8,6 +8,8 @@
 //!   teaches instead of hanging.
 //! - [`clients`]: echo clients for the servers' tests (many at once,
 //!   half-close, reset).
+//! - [`cli`]: what every chapter's command line does alike (usage errors,
+//!   `--addr`, bind errors with a hint, no backtraces).
 //! - [`transcript`] and [`server`]: helpers for the chapters' tests (run a
 //!   scenario binary and format its output; start a `serve` process).
 //!
@@ -19,6 +21,7 @@ compile_error!(
      WSL2 and Linux containers are fine."
 );
 
+pub mod cli;
 pub mod clients;
 pub mod epoll;
 pub mod fixtures;

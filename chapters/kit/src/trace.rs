@@ -38,6 +38,13 @@ pub fn enable() {
     PRINTING.set(true);
 }
 
+/// Whether traced calls made by this thread print their line now. Wrappers
+/// use it to skip building text that nobody will see (a server's loop
+/// runs its calls quietly, millions of times).
+pub fn printing() -> bool {
+    PRINTING.get()
+}
+
 /// Runs `f` with this thread's printing off (calls are still counted).
 pub fn quietly<R>(f: impl FnOnce() -> R) -> R {
     let was = PRINTING.replace(false);
@@ -338,13 +345,17 @@ pub fn select<'fd>(
     mut write: Option<&mut FdSet<'fd>>,
     wait: Option<Duration>,
 ) -> nix::Result<i32> {
-    let asked = format!(
-        "select(nfds={}, read={}, write={}, timeout={})",
-        number_of(nfds),
-        fd_set_names(&read),
-        fd_set_names(&write),
-        timeout(wait)
-    );
+    // What was asked, as text, before the kernel overwrites the sets; only
+    // when it will be printed (a quiet loop does not pay for it).
+    let asked = printing().then(|| {
+        format!(
+            "select(nfds={}, read={}, write={}, timeout={})",
+            number_of(nfds),
+            fd_set_names(&read),
+            fd_set_names(&write),
+            timeout(wait)
+        )
+    });
     let mut tv = wait.map(|d| TimeVal::microseconds(d.as_micros() as i64));
     let r = nix::sys::select::select(
         nfds,
@@ -361,7 +372,7 @@ pub fn select<'fd>(
                 fd_set_names(&write)
             )
         });
-        format!("{asked} -> {shown}")
+        format!("{} -> {shown}", asked.unwrap_or_default())
     });
     r
 }
@@ -370,10 +381,15 @@ pub fn select<'fd>(
 /// `poll([a: POLLIN, b: POLLIN], timeout=0) -> 1: [a: POLLIN|POLLHUP]`.
 /// After the arrow: the entries whose `revents` the kernel set.
 pub fn poll(fds: &mut [PollFd], wait: PollTimeout) -> nix::Result<i32> {
-    let asked: Vec<String> = fds
-        .iter()
-        .map(|p| format!("{}: {}", name_of(raw(p)), poll_flags(p.events())))
-        .collect();
+    // Only when it will be printed: a quiet loop over 10,000 descriptors
+    // would otherwise format 10,000 names per call.
+    let asked: Vec<String> = if printing() {
+        fds.iter()
+            .map(|p| format!("{}: {}", name_of(raw(p)), poll_flags(p.events())))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let r = nix::poll::poll(fds, wait);
     emit("poll", || {
         let wait = match wait.as_millis() {
@@ -601,6 +617,30 @@ pub fn mmap(
             "mmap(NULL, {len}, {}, {}, {shown_fd}, 0) -> {shown}",
             prot_flags(prot),
             map_flags(flags)
+        )
+    });
+    r
+}
+
+/// [setsockopt(2)](https://man7.org/linux/man-pages/man2/setsockopt.2.html)
+/// `SO_LINGER` ([socket(7)](https://man7.org/linux/man-pages/man7/socket.7.html)):
+/// `setsockopt(client, SO_LINGER, {l_onoff=1, l_linger=0}) -> 0`. With
+/// `Some(0)`, a later close discards unsent data and sends a reset (RST)
+/// instead of a FIN; `None` turns lingering off (the default).
+pub fn set_linger(fd: impl AsFd, seconds: Option<u32>) -> nix::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt::Linger};
+    let linger = nix::libc::linger {
+        l_onoff: i32::from(seconds.is_some()),
+        l_linger: seconds.unwrap_or(0) as i32,
+    };
+    let r = setsockopt(&fd, Linger, &linger);
+    emit("setsockopt", || {
+        let shown = result(&r, |_| "0".to_string());
+        format!(
+            "setsockopt({}, SO_LINGER, {{l_onoff={}, l_linger={}}}) -> {shown}",
+            name_of(raw(&fd)),
+            linger.l_onoff,
+            linger.l_linger
         )
     });
     r
