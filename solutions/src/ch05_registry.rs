@@ -232,6 +232,68 @@ mod tests {
     }
 
     #[test]
+    fn reregister_changes_the_interest_and_deregister_stops_events() {
+        within(LIMIT, "reregister and deregister to return", || {
+            let mut registry = Registry::new().unwrap();
+            let (_peer_a, a) = UnixStream::pair().unwrap();
+            let (_peer_b, b) = UnixStream::pair().unwrap();
+            registry.register(a.as_fd(), EpollFlags::EPOLLIN).unwrap();
+            let token = registry.register(b.as_fd(), EpollFlags::EPOLLIN).unwrap();
+            assert_eq!(registry.wait(NOW).unwrap(), vec![], "nothing to read yet");
+            registry
+                .reregister(token, EpollFlags::EPOLLOUT)
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "reregister failed: {e}. It changes an existing registration: \
+                         EPOLL_CTL_MOD (`self.epoll.modify`), not ADD"
+                    )
+                });
+            assert_eq!(
+                registry.wait(NOW).unwrap(),
+                vec![(token, EpollFlags::EPOLLOUT)],
+                "after reregister(EPOLLOUT) the idle socket is writable, and the event must \
+                 carry the same token: MOD replaces the data too, so give it the token again"
+            );
+            registry.deregister(token).unwrap();
+            assert_eq!(
+                registry.wait(NOW).unwrap(),
+                vec![],
+                "after deregister the kernel must report nothing for it: use EPOLL_CTL_DEL"
+            );
+        });
+    }
+
+    #[test]
+    fn unknown_tokens_are_not_registered() {
+        within(LIMIT, "reregister and deregister to return", || {
+            let mut registry = Registry::new().unwrap();
+            let answers = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                (
+                    registry.reregister(Token(42), EpollFlags::EPOLLIN),
+                    registry.deregister(Token(42)),
+                )
+            }));
+            let Ok((reregistered, deregistered)) = answers else {
+                panic!(
+                    "reregister or deregister of Token(42), a token this registry never \
+                     handed out, panicked: look the token up with `get` and answer \
+                     NotRegistered when it is missing"
+                );
+            };
+            assert_eq!(
+                reregistered,
+                Err(RegistryError::NotRegistered),
+                "reregister of a token this registry never handed out: say NotRegistered"
+            );
+            assert_eq!(
+                deregistered,
+                Err(RegistryError::NotRegistered),
+                "deregister of a token this registry never handed out: say NotRegistered"
+            );
+        });
+    }
+
+    #[test]
     fn tokens_are_never_reused() {
         within(LIMIT, "register and deregister to return", || {
             let mut registry = Registry::new().unwrap();
@@ -239,7 +301,14 @@ mod tests {
             let first = registry.register(a.as_fd(), EpollFlags::EPOLLIN).unwrap();
             assert!(registry.register(a.as_fd(), EpollFlags::EPOLLIN).is_err());
             registry.deregister(first).unwrap();
-            let second = registry.register(a.as_fd(), EpollFlags::EPOLLIN).unwrap();
+            let second = registry
+                .register(a.as_fd(), EpollFlags::EPOLLIN)
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "registering the fd again after deregister failed: {e}. deregister \
+                         must take it out of the interest list (EPOLL_CTL_DEL)"
+                    )
+                });
             assert_ne!(
                 second, first,
                 "the same fd, registered again after deregister, got the same token: tokens \
@@ -316,8 +385,15 @@ mod tests {
             // dup2 makes a's number name b's socket. a's socket loses its
             // last descriptor, and its registration goes with it.
             nix::unistd::dup2(b.as_fd(), &mut a).unwrap();
+            let reregistered = registry.reregister(token, EpollFlags::EPOLLOUT);
+            assert!(
+                reregistered.is_err(),
+                "reregister succeeded, although the number behind the token now names another \
+                 socket, which is not in the interest list: reregister must change an \
+                 existing registration (EPOLL_CTL_MOD, which fails here), not add one"
+            );
             assert_eq!(
-                registry.reregister(token, EpollFlags::EPOLLOUT),
+                reregistered,
                 Err(RegistryError::NotRegistered),
                 "the number behind the token now names another socket, which is not in the \
                  interest list, so epoll_ctl(MOD) fails with ENOENT; map ENOENT to \
@@ -327,68 +403,6 @@ mod tests {
                 registry.deregister(token),
                 Err(RegistryError::NotRegistered),
                 "the same for EPOLL_CTL_DEL: ENOENT is NotRegistered"
-            );
-        });
-    }
-
-    #[test]
-    fn unknown_tokens_are_not_registered() {
-        within(LIMIT, "reregister and deregister to return", || {
-            let mut registry = Registry::new().unwrap();
-            let answers = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                (
-                    registry.reregister(Token(42), EpollFlags::EPOLLIN),
-                    registry.deregister(Token(42)),
-                )
-            }));
-            let Ok((reregistered, deregistered)) = answers else {
-                panic!(
-                    "reregister or deregister of Token(42), a token this registry never \
-                     handed out, panicked: look the token up with `get` and answer \
-                     NotRegistered when it is missing"
-                );
-            };
-            assert_eq!(
-                reregistered,
-                Err(RegistryError::NotRegistered),
-                "reregister of a token this registry never handed out: say NotRegistered"
-            );
-            assert_eq!(
-                deregistered,
-                Err(RegistryError::NotRegistered),
-                "deregister of a token this registry never handed out: say NotRegistered"
-            );
-        });
-    }
-
-    #[test]
-    fn reregister_changes_the_interest_and_deregister_stops_events() {
-        within(LIMIT, "reregister and deregister to return", || {
-            let mut registry = Registry::new().unwrap();
-            let (_peer_a, a) = UnixStream::pair().unwrap();
-            let (_peer_b, b) = UnixStream::pair().unwrap();
-            registry.register(a.as_fd(), EpollFlags::EPOLLIN).unwrap();
-            let token = registry.register(b.as_fd(), EpollFlags::EPOLLIN).unwrap();
-            assert_eq!(registry.wait(NOW).unwrap(), vec![], "nothing to read yet");
-            registry
-                .reregister(token, EpollFlags::EPOLLOUT)
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "reregister failed: {e}. It changes an existing registration: \
-                         EPOLL_CTL_MOD (`self.epoll.modify`), not ADD"
-                    )
-                });
-            assert_eq!(
-                registry.wait(NOW).unwrap(),
-                vec![(token, EpollFlags::EPOLLOUT)],
-                "after reregister(EPOLLOUT) the idle socket is writable, and the event must \
-                 carry the same token: MOD replaces the data too, so give it the token again"
-            );
-            registry.deregister(token).unwrap();
-            assert_eq!(
-                registry.wait(NOW).unwrap(),
-                vec![],
-                "after deregister the kernel must report nothing for it: use EPOLL_CTL_DEL"
             );
         });
     }

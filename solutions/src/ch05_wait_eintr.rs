@@ -226,58 +226,6 @@ mod tests {
     }
 
     #[test]
-    fn signals_are_not_errors() {
-        let (result, _, signals) = within(
-            LIMIT,
-            "wait_retrying(timeout 300 ms) to return within a second while signals arrive",
-            || {
-                wait_under_signals(Duration::from_secs(1), || {
-                    let (epoll, _b, _peer) = one_socket();
-                    let mut events = [EpollEvent::empty(); 4];
-                    wait_retrying(&epoll, &mut events, Some(Duration::from_millis(300)))
-                })
-            },
-        );
-        assert!(
-            signals > 0 && SIGNALS_HANDLED.load(Ordering::SeqCst) > 0,
-            "the test meant to interrupt the wait, but it never saw it asleep in epoll_wait"
-        );
-        assert_eq!(
-            result,
-            Ok(0),
-            "nothing was ever ready, so the wait should time out with Ok(0). An Err(EINTR) \
-             means a signal interrupted epoll_wait and you returned the error: retry instead"
-        );
-    }
-
-    #[test]
-    fn signals_do_not_stretch_the_timeout() {
-        let (result, took, _) = within(
-            LIMIT,
-            "wait_retrying(timeout 300 ms) to return long before the signals stop (1 s)",
-            || {
-                wait_under_signals(Duration::from_secs(1), || {
-                    let (epoll, _b, _peer) = one_socket();
-                    let mut events = [EpollEvent::empty(); 4];
-                    wait_retrying(&epoll, &mut events, Some(Duration::from_millis(300)))
-                })
-            },
-        );
-        assert_eq!(result, Ok(0), "nothing was ready: time out with Ok(0)");
-        assert!(
-            took >= Duration::from_millis(300),
-            "returned after {took:?}, before the 300 ms timeout: neither a signal nor the \
-             rounding of the time left may end the wait early"
-        );
-        assert!(
-            took < Duration::from_millis(900),
-            "returned after {took:?} for a 300 ms timeout while a signal came every 10 ms: \
-             each retry must wait only for the time that is LEFT (compute the deadline once, \
-             before the loop), not for the whole timeout again"
-        );
-    }
-
-    #[test]
     fn the_time_left_is_rounded_up_not_down() {
         let early = within(LIMIT, "16 short waits (at most 1.5 ms each)", || {
             let (epoll, _b, _peer) = one_socket();
@@ -330,6 +278,58 @@ mod tests {
             "wait_retrying(None) slept in epoll_wait with a timeout of {:?} ms: None means no \
              limit, which is -1 (EpollTimeout::NONE)",
             seen.slept_with
+        );
+    }
+
+    #[test]
+    fn signals_are_not_errors() {
+        let (result, _, signals) = within(
+            LIMIT,
+            "wait_retrying(timeout 300 ms) to return within a second while signals arrive",
+            || {
+                wait_under_signals(Duration::from_secs(1), || {
+                    let (epoll, _b, _peer) = one_socket();
+                    let mut events = [EpollEvent::empty(); 4];
+                    wait_retrying(&epoll, &mut events, Some(Duration::from_millis(300)))
+                })
+            },
+        );
+        assert!(
+            signals > 0 && SIGNALS_HANDLED.load(Ordering::SeqCst) > 0,
+            "the test meant to interrupt the wait, but it never saw it asleep in epoll_wait"
+        );
+        assert_eq!(
+            result,
+            Ok(0),
+            "nothing was ever ready, so the wait should time out with Ok(0). An Err(EINTR) \
+             means a signal interrupted epoll_wait and you returned the error: retry instead"
+        );
+    }
+
+    #[test]
+    fn signals_do_not_stretch_the_timeout() {
+        let (result, took, _) = within(
+            LIMIT,
+            "wait_retrying(timeout 300 ms) to return long before the signals stop (1 s)",
+            || {
+                wait_under_signals(Duration::from_secs(1), || {
+                    let (epoll, _b, _peer) = one_socket();
+                    let mut events = [EpollEvent::empty(); 4];
+                    wait_retrying(&epoll, &mut events, Some(Duration::from_millis(300)))
+                })
+            },
+        );
+        assert_eq!(result, Ok(0), "nothing was ready: time out with Ok(0)");
+        assert!(
+            took >= Duration::from_millis(300),
+            "returned after {took:?}, before the 300 ms timeout: neither a signal nor the \
+             rounding of the time left may end the wait early"
+        );
+        assert!(
+            took < Duration::from_millis(900),
+            "returned after {took:?} for a 300 ms timeout while a signal came every 10 ms: \
+             each retry must wait only for the time that is LEFT (compute the deadline once, \
+             before the loop), not for the whole timeout again"
         );
     }
 
