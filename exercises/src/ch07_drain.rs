@@ -1,20 +1,30 @@
-//! # Chapter 07, exercise 1: read until EAGAIN
+//! # Chapter 07, exercise 1: read until EAGAIN, and count what it costs
 //!
-//! Read first: the book's chapter 07 ("Partial read" and "Drain until
-//! EAGAIN"), and in [epoll(7)](https://man7.org/linux/man-pages/man7/epoll.7.html)
-//! the suggested way to use EPOLLET: "with nonblocking file descriptors;
-//! and by waiting for an event only after read(2) or write(2) return
-//! EAGAIN". Run `cargo run -p ch07-level-vs-edge -- partial-read --mode edge`.
+//! Read first: the book's chapter 07 ("Partial read: a stall, not a loss"
+//! and "Does edge mode save system calls?"), and in
+//! [epoll(7)](https://man7.org/linux/man-pages/man7/epoll.7.html) the
+//! suggested way to use EPOLLET: "with nonblocking file descriptors; and by
+//! waiting for an event only after read(2) or write(2) return EAGAIN". Run
+//! `cargo run -p ch07-level-vs-edge -- partial-read --mode edge`.
 //!
 //! Under EPOLLET the kernel says "readable" once per arrival of new data.
 //! Whatever you leave unread gets no second event: the connection stalls
 //! (nothing is lost, the bytes wait in the kernel). So after an event, read
 //! until the kernel says EAGAIN.
 //!
-//! Write [`drain`]: read from the non-blocking `fd`, at most `chunk` bytes
-//! per `read`, appending everything to `sink`, until EAGAIN or end of file.
-//! Retry EINTR. Return how many bytes were read and whether end of file
-//! (a read that returned 0) was seen.
+//! Write [`drain`]:
+//!
+//! - read the non-blocking `fd` with a buffer of `chunk` bytes (at most
+//!   `chunk` bytes per `read`), appending everything to `sink`;
+//! - stop at EAGAIN (empty for now, not an error) or at end of file (a read
+//!   that returned 0: set `eof`); return any other error;
+//! - say how many bytes were read and how many `read` calls it took, the
+//!   last one included: the call that returns EAGAIN or 0 is the price
+//!   edge-triggered mode pays on every event.
+//!
+//! (On a stream socket a short read already means the buffer was empty,
+//! and mio and tokio rely on that. Here, follow epoll(7)'s rule and read
+//! until EAGAIN: the tests count the calls.)
 //!
 //! Check with `cargo lab check ch07_drain`.
 
@@ -23,19 +33,21 @@ use std::os::fd::BorrowedFd;
 use nix::errno::Errno;
 
 /// What [`drain`] found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Drained {
     /// How many bytes were read (and appended to the sink).
     pub bytes: usize,
+    /// How many `read` calls were made, the last one (EAGAIN or 0) included.
+    pub reads: usize,
     /// The peer closed its side: a read returned 0.
     pub eof: bool,
 }
 
 /// Reads `fd` until EAGAIN or end of file, `chunk` bytes at a time.
 pub fn drain(fd: BorrowedFd<'_>, chunk: usize, sink: &mut Vec<u8>) -> nix::Result<Drained> {
-    // TODO: a buffer of `chunk` bytes; in a loop, read into it. Data:
-    // append to `sink` and count it. 0: end of file, done. EAGAIN: empty for
-    // now, done. EINTR: read again. Any other error: return it.
+    // TODO: a buffer of `chunk` bytes; in a loop, read into it, counting
+    // every call. Data: append to `sink` and count it. 0: end of file, done.
+    // EAGAIN: empty for now, done. Any other error: return it.
     todo!("ch07: read until EAGAIN")
 }
 
@@ -51,7 +63,8 @@ mod tests {
     use std::os::unix::net::UnixStream;
     use std::time::Duration;
 
-    const LIMIT: Duration = Duration::from_secs(5);
+    /// A correct drain returns within microseconds.
+    const LIMIT: Duration = Duration::from_secs(2);
 
     /// An edge-triggered registration of a non-blocking `b`, with its peer.
     fn edge_pair() -> (Epoll, UnixStream, UnixStream) {
@@ -67,9 +80,23 @@ mod tests {
         epoll.wait(&mut [EpollEvent::empty(); 4], 0u8).unwrap()
     }
 
+    /// drain, on a socket where it has no reason to fail.
+    fn drain_ok(fd: BorrowedFd<'_>, chunk: usize, sink: &mut Vec<u8>) -> Drained {
+        drain(fd, chunk, sink).unwrap_or_else(|e| {
+            panic!(
+                "drain returned Err({e}) on a healthy socket. EAGAIN means 'empty for now': it \
+                 ends the loop, it is not an error"
+            )
+        })
+    }
+
+    fn text(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+
     #[test]
     fn reads_everything_not_just_one_chunk() {
-        let got = within(
+        let (drained, sink, events_after) = within(
             LIMIT,
             "drain to return after reading 10 bytes, 4 at a time",
             || {
@@ -77,32 +104,32 @@ mod tests {
                 peer.write_all(b"0123456789").unwrap();
                 assert_eq!(events(&epoll), 1);
                 let mut sink = Vec::new();
-                let drained = drain(b.as_fd(), 4, &mut sink).unwrap();
+                let drained = drain_ok(b.as_fd(), 4, &mut sink);
                 (drained, sink, events(&epoll))
             },
         );
-        let (drained, sink, events_after) = got;
-        assert_eq!(
-            sink,
-            b"0123456789",
-            "the peer wrote 10 bytes and you read {} of them ({:?}). With EPOLLET there \
-             will be no second event for the rest: read again and again until read \
-             fails with EAGAIN",
-            sink.len(),
-            String::from_utf8_lossy(&sink)
+        assert!(
+            sink == b"0123456789",
+            "the peer wrote \"0123456789\" and your sink holds {:?}. With EPOLLET there will be \
+             no second event for the rest: read again and again until read fails with EAGAIN \
+             (and append only the bytes each read returned)",
+            text(&sink)
         );
         assert_eq!(
             drained,
             Drained {
                 bytes: 10,
+                reads: 4,
                 eof: false
-            }
+            },
+            "10 bytes in chunks of 4 take 4 read calls: 4 + 4 + 2 bytes, then the read that \
+             returns EAGAIN (a short read is not the end: keep reading until EAGAIN)"
         );
         assert_eq!(events_after, 0, "drained: nothing more to report");
     }
 
     #[test]
-    fn eagain_is_not_an_error_and_empty_is_zero_bytes() {
+    fn eagain_is_not_an_error_and_costs_one_read() {
         let (drained, sink) = within(
             LIMIT,
             "drain on an empty non-blocking socket to return at once (its first read is EAGAIN)",
@@ -116,32 +143,73 @@ mod tests {
             drained,
             Ok(Drained {
                 bytes: 0,
+                reads: 1,
                 eof: false
             }),
-            "EAGAIN means 'empty for now': the loop is done, it is not an error"
+            "EAGAIN means 'empty for now': the loop is done, it is not an error. Finding that \
+             out took one read call"
         );
         assert!(sink.is_empty());
     }
 
     #[test]
     fn end_of_file_is_reported_after_the_last_data() {
-        let (drained, sink) = within(LIMIT, "drain to stop at end of file", || {
-            let (_epoll, mut peer, b) = edge_pair();
-            peer.write_all(b"bye").unwrap();
-            drop(peer);
-            let mut sink = Vec::new();
-            (drain(b.as_fd(), 2, &mut sink).unwrap(), sink)
-        });
-        assert_eq!(sink, b"bye", "the data before end of file must be kept");
+        let (drained, sink) = within(
+            LIMIT,
+            "drain to stop at end of file (if it never returns: after end of file, read \
+             returns 0 every time, so a loop that goes on after 0 never ends)",
+            || {
+                let (_epoll, mut peer, b) = edge_pair();
+                peer.write_all(b"bye").unwrap();
+                drop(peer);
+                let mut sink = Vec::new();
+                (drain_ok(b.as_fd(), 2, &mut sink), sink)
+            },
+        );
+        assert!(
+            sink == b"bye",
+            "the data before end of file must be kept: expected \"bye\", got {:?}",
+            text(&sink)
+        );
         assert_eq!(
             drained,
             Drained {
                 bytes: 3,
+                reads: 3,
                 eof: true
             },
-            "read returned 0 after the data: that is end of file (eof: true); stop there, \
-             reading again would return 0 forever"
+            "\"bye\" in chunks of 2, then end of file: 3 read calls (2 bytes, 1 byte, then 0). \
+             A read that returns 0 is end of file (eof: true); stop there, reading again would \
+             return 0 forever"
         );
+    }
+
+    #[test]
+    fn counts_every_read_call() {
+        let cases = [(8, 4), (5, 1), (100, 7), (4096, 4096)];
+        let counted = within(LIMIT, "four drains to return", move || {
+            cases.map(|(len, chunk)| {
+                let (_epoll, mut peer, b) = edge_pair();
+                peer.write_all(&vec![b'x'; len]).unwrap();
+                let mut sink = Vec::new();
+                drain_ok(b.as_fd(), chunk, &mut sink)
+            })
+        });
+        for ((len, chunk), drained) in cases.into_iter().zip(counted) {
+            let with_data = len.div_ceil(chunk);
+            assert_eq!(
+                drained,
+                Drained {
+                    bytes: len,
+                    reads: with_data + 1,
+                    eof: false
+                },
+                "{len} bytes in chunks of {chunk}: {with_data} reads with data (at most \
+                 `chunk` bytes each: the buffer is `chunk` bytes long), then the read that \
+                 returns EAGAIN, {} calls in all. Count every call, the last one included",
+                with_data + 1
+            );
+        }
     }
 
     #[test]
@@ -150,14 +218,46 @@ mod tests {
             let (epoll, mut peer, b) = edge_pair();
             let mut sink = Vec::new();
             for round in 0..3u8 {
-                peer.write_all(&[round; 100]).unwrap();
+                peer.write_all(&[b'a' + round; 100]).unwrap();
                 assert_eq!(events(&epoll), 1, "round {round}: new data, one event");
-                drain(b.as_fd(), 7, &mut sink).unwrap();
+                drain_ok(b.as_fd(), 7, &mut sink);
                 assert_eq!(events(&epoll), 0, "round {round}: drained, no event");
             }
             sink
         });
-        assert_eq!(total.len(), 300, "every byte of three rounds, in order");
-        assert!(total[..100].iter().all(|&x| x == 0) && total[200..].iter().all(|&x| x == 2));
+        let expected = [[b'a'; 100], [b'b'; 100], [b'c'; 100]].concat();
+        assert!(
+            total == expected,
+            "three rounds of 100 bytes (a's, b's, c's) should give 300 bytes in order; got {} \
+             bytes: {:?}",
+            total.len(),
+            text(&total)
+        );
+    }
+
+    #[test]
+    fn a_read_error_is_returned() {
+        let (drained, sink) = within(LIMIT, "drain to return the reset", || {
+            let (_epoll, peer, b) = edge_pair();
+            // The peer closes with data of ours unread: the kernel resets
+            // the connection, and after the data a read fails with
+            // ECONNRESET.
+            (&b).write_all(b"never read").unwrap();
+            (&peer).write_all(b"data").unwrap();
+            drop(peer);
+            let mut sink = Vec::new();
+            (drain(b.as_fd(), 16, &mut sink), sink)
+        });
+        assert!(
+            sink == b"data",
+            "the data before the reset must be kept: expected \"data\", got {:?}",
+            text(&sink)
+        );
+        assert_eq!(
+            drained,
+            Err(Errno::ECONNRESET),
+            "after the data, read failed with ECONNRESET (the peer closed with data unread). \
+             Only EAGAIN means 'empty for now': return any other error"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! # Chapter 05, exercise 1: a registry with tokens and errors people understand
 //!
-//! Read first: the book's chapter 05 ("The three calls" and "When epoll_ctl
-//! says no"), and the ERRORS section of
+//! Read first: the book's chapter 05 ("Your token in `data`" and
+//! "When `epoll_ctl` says no"), and the ERRORS section of
 //! [epoll_ctl(2)](https://man7.org/linux/man-pages/man2/epoll_ctl.2.html).
 //! Run `cargo run -p ch05-epoll-api -- errors` to see each error happen.
 //!
@@ -154,128 +154,256 @@ fn explain(e: Errno, fd: RawFd) -> RegistryError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lab_kit::watchdog::within;
     use std::io::Write;
-    use std::os::fd::AsFd;
+    use std::os::fd::{AsFd, OwnedFd};
     use std::os::unix::net::UnixStream;
 
     const NOW: Duration = Duration::ZERO;
 
+    /// Every call here returns at once; this only stops a stuck test.
+    const LIMIT: Duration = Duration::from_secs(2);
+
+    /// A descriptor number above the highest one the kernel can ever hand
+    /// out (fs.nr_open cannot go beyond 2^31 - 64), so it is never open.
+    const NEVER_OPEN: RawFd = i32::MAX - 1;
+
+    fn tokens(ready: &[(Token, EpollFlags)]) -> Vec<Token> {
+        let mut tokens: Vec<Token> = ready.iter().map(|(t, _)| *t).collect();
+        tokens.sort();
+        tokens
+    }
+
     #[test]
     fn events_come_back_with_the_token_register_returned() {
-        let mut registry = Registry::new().unwrap();
-        let (mut peer_a, a) = UnixStream::pair().unwrap();
-        let (mut peer_b, b) = UnixStream::pair().unwrap();
-        let token_a = registry.register(a.as_fd(), EpollFlags::EPOLLIN).unwrap();
-        let token_b = registry.register(b.as_fd(), EpollFlags::EPOLLIN).unwrap();
-        assert_ne!(
-            token_a, token_b,
-            "two registrations must get two different tokens"
-        );
+        within(LIMIT, "register and wait to return", || {
+            let mut registry = Registry::new().unwrap();
+            let (mut peer_a, a) = UnixStream::pair().unwrap();
+            let (mut peer_b, b) = UnixStream::pair().unwrap();
+            let (_peer_c, c) = UnixStream::pair().unwrap();
+            let token_a = registry.register(a.as_fd(), EpollFlags::EPOLLIN).unwrap();
+            let token_b = registry.register(b.as_fd(), EpollFlags::EPOLLIN).unwrap();
+            let token_c = registry.register(c.as_fd(), EpollFlags::EPOLLIN).unwrap();
+            assert!(
+                token_a != token_b && token_b != token_c && token_a != token_c,
+                "three registrations must get three different tokens, got {token_a:?}, \
+                 {token_b:?}, {token_c:?}"
+            );
 
-        peer_b.write_all(b"b").unwrap();
-        let ready = registry.wait(NOW).unwrap();
-        let tokens: Vec<Token> = ready.iter().map(|(t, _)| *t).collect();
-        assert_eq!(
-            tokens,
-            vec![token_b],
-            "only b has data, so the one event must carry b's token: \
-             put the token in EpollEvent's data when you register"
-        );
-        peer_a.write_all(b"a").unwrap();
-        let mut tokens: Vec<Token> = registry
-            .wait(NOW)
-            .unwrap()
-            .iter()
-            .map(|(t, _)| *t)
-            .collect();
-        tokens.sort();
-        let mut both = vec![token_a, token_b];
-        both.sort();
-        assert_eq!(tokens, both, "both have data now (level-triggered)");
+            peer_b.write_all(b"b").unwrap();
+            assert_eq!(
+                tokens(&registry.wait(NOW).unwrap()),
+                vec![token_b],
+                "only b has data, so the one event must carry b's token ({token_b:?}): put \
+                 the token in the EpollEvent's data when you register (not the fd number)"
+            );
+            peer_a.write_all(b"a").unwrap();
+            assert_eq!(
+                tokens(&registry.wait(NOW).unwrap()),
+                tokens(&[
+                    (token_a, EpollFlags::EPOLLIN),
+                    (token_b, EpollFlags::EPOLLIN)
+                ]),
+                "a and b have data now (level-triggered): their two tokens"
+            );
+        });
     }
 
     #[test]
     fn registering_twice_says_already_registered() {
-        let mut registry = Registry::new().unwrap();
-        let (_peer, a) = UnixStream::pair().unwrap();
-        registry.register(a.as_fd(), EpollFlags::EPOLLIN).unwrap();
-        let again = registry.register(a.as_fd(), EpollFlags::EPOLLIN);
-        let fd = a.as_raw_fd();
-        assert_eq!(
-            again,
-            Err(RegistryError::AlreadyRegistered { fd }),
-            "EPOLL_CTL_ADD of a registered fd fails with EEXIST; map it to AlreadyRegistered"
-        );
-        let message = again.unwrap_err().to_string();
-        assert!(
-            message.contains("already registered"),
-            "the message should say what is wrong in words, got {message:?}"
-        );
-    }
-
-    #[test]
-    fn tokens_are_never_reused_even_for_the_same_fd() {
-        let mut registry = Registry::new().unwrap();
-        let (_peer, a) = UnixStream::pair().unwrap();
-        let first = registry.register(a.as_fd(), EpollFlags::EPOLLIN).unwrap();
-        assert!(registry.register(a.as_fd(), EpollFlags::EPOLLIN).is_err());
-        registry.deregister(first).unwrap();
-        let second = registry.register(a.as_fd(), EpollFlags::EPOLLIN).unwrap();
-        assert_ne!(
-            second, first,
-            "tokens must never be reused, even for the same fd"
-        );
-        assert!(
-            registry.reregister(first, EpollFlags::EPOLLIN).is_err(),
-            "the old token was deregistered: reregister(old) must fail"
-        );
-    }
-
-    #[test]
-    fn a_regular_file_is_not_pollable() {
-        let mut registry = Registry::new().unwrap();
-        let file = std::fs::File::open("/proc/self/status").unwrap();
-        let result = registry.register(file.as_fd(), EpollFlags::EPOLLIN);
-        assert_eq!(
-            result,
-            Err(RegistryError::NotPollable {
-                fd: file.as_raw_fd()
-            }),
-            "epoll refuses files that are always ready with EPERM; map it to NotPollable"
-        );
-    }
-
-    #[test]
-    fn unknown_tokens_are_not_registered() {
-        let mut registry = Registry::new().unwrap();
-        assert_eq!(
-            registry.reregister(Token(42), EpollFlags::EPOLLIN),
-            Err(RegistryError::NotRegistered),
-            "a token this registry never handed out: say NotRegistered (don't panic)"
-        );
-        assert_eq!(
-            registry.deregister(Token(42)),
-            Err(RegistryError::NotRegistered)
-        );
+        within(LIMIT, "register to return", || {
+            let mut registry = Registry::new().unwrap();
+            let (_peer, a) = UnixStream::pair().unwrap();
+            registry.register(a.as_fd(), EpollFlags::EPOLLIN).unwrap();
+            let again = registry.register(a.as_fd(), EpollFlags::EPOLLIN);
+            let fd = a.as_raw_fd();
+            assert_eq!(
+                again,
+                Err(RegistryError::AlreadyRegistered { fd }),
+                "EPOLL_CTL_ADD of a registered fd fails with EEXIST; map it to \
+                 AlreadyRegistered"
+            );
+            let message = again.unwrap_err().to_string();
+            assert!(
+                message.contains("already registered"),
+                "the message should say what is wrong in words, got {message:?}"
+            );
+        });
     }
 
     #[test]
     fn reregister_changes_the_interest_and_deregister_stops_events() {
-        let mut registry = Registry::new().unwrap();
-        let (_peer, a) = UnixStream::pair().unwrap();
-        let token = registry.register(a.as_fd(), EpollFlags::EPOLLIN).unwrap();
-        assert_eq!(registry.wait(NOW).unwrap(), vec![], "nothing to read yet");
-        registry.reregister(token, EpollFlags::EPOLLOUT).unwrap();
-        assert_eq!(
-            registry.wait(NOW).unwrap(),
-            vec![(token, EpollFlags::EPOLLOUT)],
-            "after reregister(EPOLLOUT) an idle socket is writable"
-        );
-        registry.deregister(token).unwrap();
-        assert_eq!(
-            registry.wait(NOW).unwrap(),
-            vec![],
-            "after deregister the kernel must report nothing for it: use EPOLL_CTL_DEL"
-        );
+        within(LIMIT, "reregister and deregister to return", || {
+            let mut registry = Registry::new().unwrap();
+            let (_peer_a, a) = UnixStream::pair().unwrap();
+            let (_peer_b, b) = UnixStream::pair().unwrap();
+            registry.register(a.as_fd(), EpollFlags::EPOLLIN).unwrap();
+            let token = registry.register(b.as_fd(), EpollFlags::EPOLLIN).unwrap();
+            assert_eq!(registry.wait(NOW).unwrap(), vec![], "nothing to read yet");
+            registry
+                .reregister(token, EpollFlags::EPOLLOUT)
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "reregister failed: {e}. It changes an existing registration: \
+                         EPOLL_CTL_MOD (`self.epoll.modify`), not ADD"
+                    )
+                });
+            assert_eq!(
+                registry.wait(NOW).unwrap(),
+                vec![(token, EpollFlags::EPOLLOUT)],
+                "after reregister(EPOLLOUT) the idle socket is writable, and the event must \
+                 carry the same token: MOD replaces the data too, so give it the token again"
+            );
+            registry.deregister(token).unwrap();
+            assert_eq!(
+                registry.wait(NOW).unwrap(),
+                vec![],
+                "after deregister the kernel must report nothing for it: use EPOLL_CTL_DEL"
+            );
+        });
+    }
+
+    #[test]
+    fn unknown_tokens_are_not_registered() {
+        within(LIMIT, "reregister and deregister to return", || {
+            let mut registry = Registry::new().unwrap();
+            let answers = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                (
+                    registry.reregister(Token(42), EpollFlags::EPOLLIN),
+                    registry.deregister(Token(42)),
+                )
+            }));
+            let Ok((reregistered, deregistered)) = answers else {
+                panic!(
+                    "reregister or deregister of Token(42), a token this registry never \
+                     handed out, panicked: look the token up with `get` and answer \
+                     NotRegistered when it is missing"
+                );
+            };
+            assert_eq!(
+                reregistered,
+                Err(RegistryError::NotRegistered),
+                "reregister of a token this registry never handed out: say NotRegistered"
+            );
+            assert_eq!(
+                deregistered,
+                Err(RegistryError::NotRegistered),
+                "deregister of a token this registry never handed out: say NotRegistered"
+            );
+        });
+    }
+
+    #[test]
+    fn tokens_are_never_reused() {
+        within(LIMIT, "register and deregister to return", || {
+            let mut registry = Registry::new().unwrap();
+            let (_peer, a) = UnixStream::pair().unwrap();
+            let first = registry.register(a.as_fd(), EpollFlags::EPOLLIN).unwrap();
+            assert!(registry.register(a.as_fd(), EpollFlags::EPOLLIN).is_err());
+            registry.deregister(first).unwrap();
+            let second = registry
+                .register(a.as_fd(), EpollFlags::EPOLLIN)
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "registering the fd again after deregister failed: {e}. deregister \
+                         must take it out of the interest list (EPOLL_CTL_DEL)"
+                    )
+                });
+            assert_ne!(
+                second, first,
+                "the same fd, registered again after deregister, got the same token: tokens \
+                 must never be reused. Count them with a counter that only goes up (a token \
+                 made from the fd number, or from how many registrations are live, comes back)"
+            );
+            assert!(
+                registry.reregister(first, EpollFlags::EPOLLIN).is_err(),
+                "the old token was deregistered: reregister(old) must fail"
+            );
+
+            // Take back the newest and the oldest of several: no new token
+            // may equal any that was handed out before.
+            let pairs: Vec<(UnixStream, UnixStream)> =
+                (0..3).map(|_| UnixStream::pair().unwrap()).collect();
+            let mut given = vec![first, second];
+            for (_, b) in &pairs {
+                given.push(registry.register(b.as_fd(), EpollFlags::EPOLLIN).unwrap());
+            }
+            registry.deregister(given[4]).unwrap();
+            registry.deregister(given[1]).unwrap();
+            let (_peer_d, d) = UnixStream::pair().unwrap();
+            let newest = registry.register(d.as_fd(), EpollFlags::EPOLLIN).unwrap();
+            assert!(
+                !given.contains(&newest),
+                "tokens handed out so far: {given:?}, two of them taken back, and the next \
+                 register returned {newest:?} again. Count tokens with a counter that only \
+                 goes up (not the number of live registrations, nor the highest live token)"
+            );
+        });
+    }
+
+    #[test]
+    fn a_regular_file_is_not_pollable() {
+        within(LIMIT, "register to return", || {
+            let mut registry = Registry::new().unwrap();
+            let file = std::fs::File::open("/proc/self/status").unwrap();
+            let result = registry.register(file.as_fd(), EpollFlags::EPOLLIN);
+            assert_eq!(
+                result,
+                Err(RegistryError::NotPollable {
+                    fd: file.as_raw_fd()
+                }),
+                "epoll refuses files that are always ready with EPERM; map it to NotPollable"
+            );
+        });
+    }
+
+    #[test]
+    fn a_descriptor_that_is_not_open_is_not_open() {
+        within(LIMIT, "register to return", || {
+            let mut registry = Registry::new().unwrap();
+            // SAFETY: no descriptor can have this number, and epoll_ctl only
+            // looks the number up (and fails with EBADF); nothing reads
+            // through it.
+            let closed = unsafe { BorrowedFd::borrow_raw(NEVER_OPEN) };
+            assert_eq!(
+                registry.register(closed, EpollFlags::EPOLLIN),
+                Err(RegistryError::NotOpen { fd: NEVER_OPEN }),
+                "fd {NEVER_OPEN} is not open, so epoll_ctl fails with EBADF (as it does for \
+                 a descriptor that was closed before DEL); map EBADF to NotOpen"
+            );
+        });
+    }
+
+    #[test]
+    fn the_registration_belongs_to_the_open_file_not_the_number() {
+        within(LIMIT, "reregister and deregister to return", || {
+            let mut registry = Registry::new().unwrap();
+            let (_peer_a, a) = UnixStream::pair().unwrap();
+            let (_peer_b, b) = UnixStream::pair().unwrap();
+            let mut a = OwnedFd::from(a);
+            let token = registry.register(a.as_fd(), EpollFlags::EPOLLIN).unwrap();
+            // dup2 makes a's number name b's socket. a's socket loses its
+            // last descriptor, and its registration goes with it.
+            nix::unistd::dup2(b.as_fd(), &mut a).unwrap();
+            let reregistered = registry.reregister(token, EpollFlags::EPOLLOUT);
+            assert!(
+                reregistered.is_err(),
+                "reregister succeeded, although the number behind the token now names another \
+                 socket, which is not in the interest list: reregister must change an \
+                 existing registration (EPOLL_CTL_MOD, which fails here), not add one"
+            );
+            assert_eq!(
+                reregistered,
+                Err(RegistryError::NotRegistered),
+                "the number behind the token now names another socket, which is not in the \
+                 interest list, so epoll_ctl(MOD) fails with ENOENT; map ENOENT to \
+                 NotRegistered"
+            );
+            assert_eq!(
+                registry.deregister(token),
+                Err(RegistryError::NotRegistered),
+                "the same for EPOLL_CTL_DEL: ENOENT is NotRegistered"
+            );
+        });
     }
 }

@@ -1,6 +1,6 @@
 //! # Chapter 07, exercise 3: a fair reader with a budget
 //!
-//! Read first: the book's chapter 07 ("Starvation"), and in
+//! Read first: the book's chapter 07 ("Starvation, and a fair loop"), and in
 //! [epoll(7)](https://man7.org/linux/man-pages/man7/epoll.7.html),
 //! "Possible pitfalls and ways to avoid them", o Starvation (edge-triggered):
 //! "If there is a large amount of I/O space, it is possible that by trying
@@ -10,11 +10,22 @@
 //! `cargo run -p ch07-level-vs-edge -- starvation`.
 //!
 //! With EPOLLET you must read until EAGAIN, but not necessarily all at once.
-//! [`FairReader`] keeps its own ready list: connections that epoll reported,
-//! plus those that used up their budget without reaching EAGAIN (edge mode
-//! will not report them again: nothing new happened, they are simply still
-//! readable). Each turn serves the connection at the front for at most
-//! `budget` reads, then puts it at the back if it may have more.
+//! [`FairReader`] keeps its own ready list of the connections that have
+//! something to read. Write it:
+//!
+//! - [`FairReader::mark_ready`]: epoll reported the token. Put it at the
+//!   back of the ready list, unless it is there already (or the reader does
+//!   not know the token);
+//! - [`FairReader::turn`]: serve the connection at the front, for at most
+//!   `budget` reads of [`CHUNK`] bytes, each handed to `on_data`. If it used
+//!   its whole budget, it may have more: put it at the back (edge mode will
+//!   not report it again, since nothing new happened: it is simply still
+//!   readable). A read that finds EAGAIN ends its stay on the list (the next
+//!   data fires a new event);
+//! - end of file (a read returned 0): no event will ever come for that
+//!   connection again, so `turn` forgets it and returns its token,
+//!   `Ok(Some(token))`, for the caller to close it;
+//! - any other error is returned.
 //!
 //! Check with `cargo lab check ch07_fair_reader`.
 
@@ -49,9 +60,10 @@ impl<'fd> FairReader<'fd> {
         self.connections.insert(token, fd);
     }
 
-    /// epoll reported `token` readable: put it on our ready list (once).
+    /// epoll reported `token` readable: put it on our ready list (once;
+    /// unknown tokens are ignored).
     pub fn mark_ready(&mut self, token: u64) {
-        if !self.ready.contains(&token) {
+        if self.connections.contains_key(&token) && !self.ready.contains(&token) {
             self.ready.push_back(token);
         }
     }
@@ -64,28 +76,34 @@ impl<'fd> FairReader<'fd> {
     /// Serves the connection at the front of the ready list: at most
     /// `budget` reads of [`CHUNK`] bytes, each handed to `on_data`. If it did
     /// not reach EAGAIN (or end of file), it goes to the back of the list.
-    pub fn turn(&mut self, mut on_data: impl FnMut(u64, &[u8])) -> nix::Result<()> {
+    /// Returns `Some(token)` when that connection reached end of file: it
+    /// is forgotten, and the caller should close it.
+    pub fn turn(&mut self, mut on_data: impl FnMut(u64, &[u8])) -> nix::Result<Option<u64>> {
         let Some(token) = self.ready.pop_front() else {
-            return Ok(());
+            return Ok(None);
         };
         let Some(&fd) = self.connections.get(&token) else {
-            return Ok(());
+            return Ok(None);
         };
         let mut buf = [0u8; CHUNK];
         for _ in 0..self.budget {
             match nix::unistd::read(fd, &mut buf) {
-                // End of file: nothing more will come.
-                Ok(0) => return Ok(()),
+                // End of file: under EPOLLET no event will come for it
+                // again, so this is the only chance to report it.
+                Ok(0) => {
+                    self.connections.remove(&token);
+                    return Ok(Some(token));
+                }
                 Ok(n) => on_data(token, &buf[..n]),
                 // Empty: the next arrival fires a new event.
-                Err(Errno::EAGAIN) => return Ok(()),
+                Err(Errno::EAGAIN) => return Ok(None),
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(e),
             }
         }
         // Budget used up, maybe more to read: back of the line.
         self.ready.push_back(token);
-        Ok(())
+        Ok(None)
     }
 }
 
@@ -102,37 +120,36 @@ mod tests {
 
     const FLOOD: u64 = 1;
     const QUIET: u64 = 2;
-    const LIMIT: Duration = Duration::from_secs(5);
+    /// A correct reader needs microseconds for any of these tests.
+    const LIMIT: Duration = Duration::from_secs(2);
 
-    struct Peers {
-        flood_peer: UnixStream,
-        quiet_peer: UnixStream,
-        flood: UnixStream,
-        quiet: UnixStream,
+    /// A non-blocking connection and its peer.
+    fn connection() -> (UnixStream, UnixStream) {
+        let (peer, conn) = UnixStream::pair().unwrap();
+        conn.set_nonblocking(true).unwrap();
+        (peer, conn)
     }
 
-    fn peers() -> Peers {
-        let (flood_peer, flood) = UnixStream::pair().unwrap();
-        let (quiet_peer, quiet) = UnixStream::pair().unwrap();
-        flood.set_nonblocking(true).unwrap();
-        quiet.set_nonblocking(true).unwrap();
-        Peers {
-            flood_peer,
-            quiet_peer,
-            flood,
-            quiet,
-        }
+    /// One turn, which must not fail here.
+    fn turn_ok(reader: &mut FairReader<'_>, on_data: impl FnMut(u64, &[u8])) -> Option<u64> {
+        reader.turn(on_data).unwrap_or_else(|e| {
+            panic!(
+                "turn returned Err({e}) on a healthy connection. EAGAIN means 'empty for \
+                 now': it ends the connection's turn, it is not an error"
+            )
+        })
     }
 
     #[test]
     fn a_flood_does_not_starve_a_quiet_connection() {
         let flood_reads = within(LIMIT, "the quiet connection to be served", || {
-            let p = peers();
-            (&p.flood_peer).write_all(&[b'f'; CHUNK]).unwrap();
-            (&p.quiet_peer).write_all(b"hello?\n").unwrap();
+            let (flood_peer, flood) = connection();
+            let (quiet_peer, quiet) = connection();
+            (&flood_peer).write_all(&[b'f'; CHUNK]).unwrap();
+            (&quiet_peer).write_all(b"hello?\n").unwrap();
             let mut reader = FairReader::new(4);
-            reader.add(FLOOD, p.flood.as_fd());
-            reader.add(QUIET, p.quiet.as_fd());
+            reader.add(FLOOD, flood.as_fd());
+            reader.add(QUIET, quiet.as_fd());
             // epoll reported both, flood first.
             reader.mark_ready(FLOOD);
             reader.mark_ready(QUIET);
@@ -145,70 +162,113 @@ mod tests {
                     turns < 100,
                     "100 turns and the quiet connection was not served"
                 );
-                reader
-                    .turn(|token, data| {
-                        if token == FLOOD {
-                            flood_reads += 1;
-                            assert!(
-                                flood_reads <= 1000,
-                                "1000 reads of the flooding connection and the quiet one \
-                                 still waits: stop after `budget` reads and move on"
-                            );
-                            // The flooding peer sends faster than we read.
-                            (&p.flood_peer).write_all(&[b'f'; CHUNK]).unwrap();
-                        } else {
-                            quiet_got.extend_from_slice(data);
-                        }
-                    })
-                    .unwrap();
+                turn_ok(&mut reader, |token, data| {
+                    if token == FLOOD {
+                        flood_reads += 1;
+                        assert!(
+                            flood_reads <= 1000,
+                            "1000 reads of the flooding connection and the quiet one still \
+                             waits: stop after `budget` reads and move on"
+                        );
+                        // The flooding peer sends faster than we read.
+                        (&flood_peer).write_all(&[b'f'; CHUNK]).unwrap();
+                    } else {
+                        quiet_got.extend_from_slice(data);
+                    }
+                });
             }
-            assert_eq!(quiet_got, b"hello?\n");
+            assert!(
+                quiet_got == b"hello?\n",
+                "the quiet connection's line, whole"
+            );
             flood_reads
         });
-        assert!(
-            flood_reads <= 4,
-            "the flooding connection was read {flood_reads} times before the quiet one: \
-             with a budget of 4 it should be at most 4"
+        assert_eq!(
+            flood_reads, 4,
+            "the flooding connection was read {flood_reads} times before the quiet one: with \
+             a budget of 4 it gets exactly 4 reads per turn, then the next connection's turn \
+             comes"
+        );
+    }
+
+    #[test]
+    fn connections_take_turns_in_the_order_they_became_ready() {
+        let (served, turns) = within(LIMIT, "three connections to be read to EAGAIN", || {
+            // Tokens marked in an order that is not their numeric order.
+            let tokens = [30, 10, 20];
+            let pairs: Vec<(UnixStream, UnixStream)> = tokens.map(|_| connection()).into();
+            let mut reader = FairReader::new(1);
+            for (&token, (peer, conn)) in tokens.iter().zip(&pairs) {
+                (&*peer).write_all(&[b'x'; CHUNK * 3]).unwrap();
+                reader.add(token, conn.as_fd());
+            }
+            for token in tokens {
+                reader.mark_ready(token);
+            }
+            let mut served = Vec::new();
+            let mut turns = 0;
+            while reader.has_work() && turns < 100 {
+                turns += 1;
+                turn_ok(&mut reader, |token, _| served.push(token));
+            }
+            (served, turns)
+        });
+        assert_eq!(
+            served,
+            [30, 10, 20].repeat(3),
+            "three connections with 3 chunks each, marked ready as 30, 10, 20, budget 1: \
+             they take turns in that order, one read each, round after round. Serve the \
+             front of your ready list and put a connection that used its budget at the BACK"
+        );
+        assert_eq!(
+            turns, 12,
+            "9 turns with data, then one more turn each to find EAGAIN (then it leaves the \
+             list): 12 turns"
         );
     }
 
     #[test]
     fn a_connection_that_used_its_budget_is_served_again() {
-        let served = within(LIMIT, "the flooding connection to be served again", || {
-            let p = peers();
-            (&p.flood_peer).write_all(&[b'f'; CHUNK * 10]).unwrap();
+        let (reads, turns) = within(LIMIT, "the flooding connection to be served again", || {
+            let (flood_peer, flood) = connection();
+            (&flood_peer).write_all(&[b'f'; CHUNK * 10]).unwrap();
             let mut reader = FairReader::new(2);
-            reader.add(FLOOD, p.flood.as_fd());
+            reader.add(FLOOD, flood.as_fd());
             reader.mark_ready(FLOOD);
             let mut reads = 0;
             let mut turns = 0;
             while reader.has_work() && turns < 100 {
                 turns += 1;
-                reader.turn(|_, _| reads += 1).unwrap();
+                turn_ok(&mut reader, |_, _| reads += 1);
             }
-            reads
+            (reads, turns)
         });
         assert_eq!(
-            served, 10,
-            "10 chunks were waiting and {served} were read. A connection that used its whole \
+            reads, 10,
+            "10 chunks were waiting and {reads} were read. A connection that used its whole \
              budget may have more: put it back on your ready list, because under EPOLLET \
              epoll will not report it again"
+        );
+        assert_eq!(
+            turns, 6,
+            "10 chunks with a budget of 2: 5 turns of 2 reads, then a 6th turn whose read \
+             finds EAGAIN"
         );
     }
 
     #[test]
     fn a_drained_connection_leaves_the_ready_list() {
         let (has_work, turns) = within(LIMIT, "the ready list to empty", || {
-            let p = peers();
-            (&p.quiet_peer).write_all(b"one line\n").unwrap();
+            let (quiet_peer, quiet) = connection();
+            (&quiet_peer).write_all(b"one line\n").unwrap();
             let mut reader = FairReader::new(4);
-            reader.add(QUIET, p.quiet.as_fd());
+            reader.add(QUIET, quiet.as_fd());
             reader.mark_ready(QUIET);
             reader.mark_ready(QUIET);
             let mut turns = 0;
             while reader.has_work() && turns < 10 {
                 turns += 1;
-                reader.turn(|_, _| {}).unwrap();
+                turn_ok(&mut reader, |_, _| {});
             }
             (reader.has_work(), turns)
         });
@@ -219,5 +279,69 @@ mod tests {
              fires a new event), or the loop never sleeps"
         );
         assert_eq!(turns, 1, "marking ready twice must not queue it twice");
+    }
+
+    #[test]
+    fn end_of_file_is_reported_and_the_connection_forgotten() {
+        for budget in [4, 1] {
+            let (ended, got, has_work) = within(LIMIT, "turns to reach end of file", move || {
+                let (quiet_peer, quiet) = connection();
+                (&quiet_peer).write_all(b"bye").unwrap();
+                drop(quiet_peer);
+                let mut reader = FairReader::new(budget);
+                reader.add(QUIET, quiet.as_fd());
+                reader.mark_ready(QUIET);
+                let mut got = Vec::new();
+                let mut ended = Vec::new();
+                let mut turns = 0;
+                while reader.has_work() && turns < 10 {
+                    turns += 1;
+                    ended.push(turn_ok(&mut reader, |_, data| got.extend_from_slice(data)));
+                }
+                // epoll may report it again (level-triggered code, or a
+                // stale event): the reader must not take it back.
+                reader.mark_ready(QUIET);
+                (ended, got, reader.has_work())
+            });
+            assert!(
+                got == b"bye",
+                "the data before end of file must be handed over"
+            );
+            assert_eq!(
+                ended.last(),
+                Some(&Some(QUIET)),
+                "budget {budget}: the peer sent \"bye\" and closed, and turn's answers were \
+                 {ended:?}. A read that returns 0 is end of file: under EPOLLET no event \
+                 will ever come for it again, so return Ok(Some(token)) for the caller to \
+                 close it (the last turn must say so)"
+            );
+            assert!(
+                !has_work,
+                "budget {budget}: after end of file the reader must forget the connection: \
+                 a later mark_ready of its token does nothing"
+            );
+        }
+    }
+
+    #[test]
+    fn a_read_error_is_returned() {
+        let result = within(LIMIT, "the turn to return the reset", || {
+            // The peer closes with data of ours unread: the kernel resets
+            // the connection, and a read fails with ECONNRESET.
+            let (quiet_peer, quiet) = connection();
+            (&quiet).write_all(b"never read").unwrap();
+            drop(quiet_peer);
+            let mut reader = FairReader::new(4);
+            reader.add(QUIET, quiet.as_fd());
+            reader.mark_ready(QUIET);
+            reader.turn(|_, _| {})
+        });
+        assert_eq!(
+            result,
+            Err(Errno::ECONNRESET),
+            "the read failed with ECONNRESET (the peer closed with data unread). Only \
+             EAGAIN means 'empty for now': return any other error, for the caller to close \
+             the connection"
+        );
     }
 }
