@@ -177,7 +177,15 @@ pub fn ctl(ep: impl AsFd, op: Op, fd: RawFd, flags: EpollFlags, data: u64) -> ni
 pub fn wait(ep: &Epoll, events: &mut [EpollEvent], wait: Option<Duration>) -> nix::Result<usize> {
     let limit = match wait {
         None => EpollTimeout::NONE,
-        Some(d) => EpollTimeout::try_from(d).unwrap_or(EpollTimeout::MAX),
+        // Whole milliseconds, rounded UP: rounding 0.5 ms down to 0 would
+        // turn a loop that means to sleep into one that spins.
+        Some(d) => {
+            let ms = d.as_nanos().div_ceil(1_000_000);
+            i32::try_from(ms)
+                .ok()
+                .and_then(|ms| EpollTimeout::try_from(ms).ok())
+                .unwrap_or(EpollTimeout::MAX)
+        }
     };
     let r = ep.wait(events, limit);
     emit("epoll_wait", || {

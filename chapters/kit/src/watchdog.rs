@@ -36,7 +36,7 @@ where
             Ok(()) => unreachable!("the worker sends before it returns"),
         },
         Err(mpsc::RecvTimeoutError::Timeout) => panic!(
-            "watchdog: still running after {limit:?}, so it is probably blocked forever.\n\
+            "watchdog: still running after {limit:?}: spinning or blocked.\n\
              Expected: {expected}"
         ),
     }
