@@ -59,7 +59,10 @@ pub fn run(lab: &Lab, target: Option<&str>) -> Result<ExitCode> {
     }
 
     if let Some(i) = first_unsolved {
-        println!("{}", fix_this(&lab.ws, &lab.exercises[i], &results[i]));
+        println!(
+            "{}",
+            fix_this(&lab.ws, &lab.exercises[i], &results[i], false)
+        );
         return Ok(ExitCode::FAILURE);
     }
     match (&scope[..], target) {

@@ -191,13 +191,24 @@ pub fn first_error(messages: &str) -> &str {
     messages[..end].trim_end()
 }
 
-/// What to do about an unsolved exercise, after its results.
-pub fn fix_this(ws: &Workspace, exercise: &Exercise, result: &ExerciseResult) -> String {
+/// What to do about an unsolved exercise, after its results (`watching`:
+/// in `cargo lab watch`, where saving the file checks it again).
+pub fn fix_this(
+    ws: &Workspace,
+    exercise: &Exercise,
+    result: &ExerciseResult,
+    watching: bool,
+) -> String {
     let name = &exercise.name;
     let file = ws.show(&ws.exercise_file(name));
+    let again = if watching {
+        "save the file: it is checked again at once".to_string()
+    } else {
+        format!("run `cargo lab check {name}` again")
+    };
     match result {
         ExerciseResult::DoesNotCompile { location, .. } => format!(
-            "Next: fix the compile error at {}, then run `cargo lab check {name}` again.\n\
+            "Next: fix the compile error at {}, then {again}.\n\
              Stuck? cargo lab hint {name}",
             location.as_deref().unwrap_or(&file)
         ),
@@ -219,7 +230,7 @@ pub fn fix_this(ws: &Workspace, exercise: &Exercise, result: &ExerciseResult) ->
             };
             format!(
                 "Next: {what}\n\
-                 (its message above says what went wrong), then run `cargo lab check {name}` again.\n  \
+                 (its message above says what went wrong), then {again}.\n  \
                  edit   {file}\n\
                  Stuck? cargo lab hint {name}"
             )

@@ -184,11 +184,8 @@ impl Session<'_> {
                 None => println!("Every exercise is solved. Well done!"),
             }
         } else {
-            println!(
-                "{}",
-                fix_this(&self.lab.ws, exercise, &self.results[self.current])
-            );
-            println!("Save the file and it is checked again at once.");
+            let fix = fix_this(&self.lab.ws, exercise, &self.results[self.current], true);
+            println!("{fix}");
         }
         println!();
         println!("{}", self.keys_help);
