@@ -250,8 +250,8 @@ impl Drop for PrivateCopy {
 }
 
 /// What the lab says before its first build.
-pub const FIRST_BUILD: &str = "Compiling the exercises and the crates they use. The first time takes \
-     about a minute; later checks take a second or two.";
+pub const FIRST_BUILD: &str = "Compiling the exercises and the crates they use: the first time takes \
+     about half a minute; later checks take a second or two.";
 
 #[cfg(test)]
 mod tests {

@@ -114,14 +114,27 @@ fn print_attention(lab: &Lab, results: &[ExerciseResult]) {
                 }
             }
             ExerciseResult::Tested { tests } => {
-                for test in tests.iter().filter(|t| t.outcome == Outcome::TimedOut) {
-                    heading();
-                    println!(
-                        "  {}: `{}` was still running after {} s: spinning or blocked, so the lab stopped it.",
-                        exercise.name,
-                        test.short_name(),
-                        crate::testrun::test_time_limit().as_secs()
-                    );
+                let stuck: Vec<&str> = tests
+                    .iter()
+                    .filter(|t| t.outcome == Outcome::TimedOut)
+                    .map(|t| t.short_name())
+                    .collect();
+                if stuck.is_empty() {
+                    continue;
+                }
+                heading();
+                let limit = crate::testrun::test_time_limit().as_secs();
+                let (what, them) = if stuck.len() == 1 {
+                    ("a test was", "it")
+                } else {
+                    ("tests were", "them")
+                };
+                println!(
+                    "  {}: {what} still running after {limit} s (spinning or blocked), so the lab stopped {them}:",
+                    exercise.name
+                );
+                for name in stuck {
+                    println!("      {name}");
                 }
             }
             ExerciseResult::NotBuilt { reason } => built_reason = Some(reason),
