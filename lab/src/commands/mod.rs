@@ -182,7 +182,7 @@ pub fn first_error(messages: &str) -> &str {
     let mut end = 0;
     let mut seen_arrow = false;
     for line in messages.split_inclusive('\n') {
-        if end > 0 && (line.starts_with("error") || line.trim().is_empty() && seen_arrow) {
+        if end > 0 && (line.starts_with("error") || (line.trim().is_empty() && seen_arrow)) {
             break;
         }
         seen_arrow |= line.trim_start().starts_with("-->");
