@@ -1,5 +1,5 @@
-//! Reading the book's sources: the `{{#include ...}}` directives of a page
-//! and the links of `SUMMARY.md`, the way mdBook reads them.
+//! Reading the book's sources: the `{{#include ...}}` directives of a page,
+//! its headings, and the links of `SUMMARY.md`, the way mdBook reads them.
 
 /// What part of a file an include directive asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +135,48 @@ pub fn summary_links(summary: &str) -> Vec<(usize, String, String)> {
     links
 }
 
+/// The text of every ATX heading of a page (`## The loop` -> `The loop`),
+/// outside fenced code blocks, without a closing `#` sequence or an
+/// attribute block (`{#custom-id}`).
+pub fn headings(page: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut fence: Option<&str> = None;
+    for line in page.lines() {
+        let trimmed = line.trim_start();
+        if let Some(open) = fence {
+            if trimmed.starts_with(open) {
+                fence = None;
+            }
+            continue;
+        }
+        if trimmed.starts_with("```") {
+            fence = Some("```");
+            continue;
+        }
+        if trimmed.starts_with("~~~") {
+            fence = Some("~~~");
+            continue;
+        }
+        let level = trimmed.chars().take_while(|&c| c == '#').count();
+        let rest = &trimmed[level..];
+        if !(1..=6).contains(&level) || !(rest.is_empty() || rest.starts_with(' ')) {
+            continue;
+        }
+        let mut text = rest.trim();
+        if text.ends_with('}')
+            && let Some(open) = text.rfind("{#")
+        {
+            text = text[..open].trim_end();
+        }
+        let without_closing = text.trim_end_matches('#');
+        if without_closing.is_empty() || without_closing.ends_with(' ') {
+            text = without_closing.trim_end();
+        }
+        found.push(text.to_string());
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +232,15 @@ text {{#include ../a.rs}} and {{#include ../a.rs:drain}}
                     "ch01-blocking-io.md".to_string()
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn headings_of_a_page() {
+        let page = "# 06. A server\n\ntext # not a heading\n## The loop ##\n```rust\n// # not a heading\n## nor this\n```\n### When `epoll_ctl` says no {#errors}\n#hashtag\n####### seven\n";
+        assert_eq!(
+            headings(page),
+            ["06. A server", "The loop", "When `epoll_ctl` says no"]
         );
     }
 }

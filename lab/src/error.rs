@@ -1,5 +1,6 @@
 //! The ways the lab tool itself can fail (as opposed to an exercise failing
-//! its tests, which is the normal state of things and not an error).
+//! its tests, or not compiling, which is the normal state of things and not
+//! an error).
 
 use std::fmt;
 use std::io;
@@ -9,16 +10,19 @@ use std::time::Duration;
 /// An error of the lab tool, with enough context to act on it.
 #[derive(Debug)]
 pub enum LabError {
-    /// A file or directory could not be read.
+    /// A file or directory could not be read or written.
     Io { path: PathBuf, source: io::Error },
     /// `exercises/info.toml` is not valid TOML or not in the expected shape.
     Info {
         path: PathBuf,
         source: toml::de::Error,
     },
-    /// The nested `cargo test` could not be started.
+    /// A TOML file the lab reads (`Cargo.toml`, `exercises/shipped.toml`)
+    /// is not in the expected shape.
+    Toml { path: PathBuf, problem: String },
+    /// A command (cargo, a test binary, git) could not be started.
     Spawn { command: String, source: io::Error },
-    /// The nested `cargo test` ran longer than its limit and was stopped.
+    /// A command ran longer than its limit and was stopped.
     TimedOut { command: String, limit: Duration },
 }
 
@@ -35,7 +39,7 @@ impl LabError {
 impl fmt::Display for LabError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LabError::Io { path, source } => write!(f, "cannot read {}: {source}", path.display()),
+            LabError::Io { path, source } => write!(f, "cannot use {}: {source}", path.display()),
             LabError::Info { path, source } => write!(
                 f,
                 "{} is not in the expected shape: {source}\n\
@@ -43,22 +47,26 @@ impl fmt::Display for LabError {
                  [[exercise]]\n\
                  name = \"ch02_set_nonblocking\"\n\
                  chapter = \"ch02\"\n\
-                 hints = [\"a nudge\", \"the man page section\", \"a near-solution\"]",
+                 hints = [\"a nudge\", \"the man page section\", \"\"\"\n\
+                 a near-solution; lines indented by 4 spaces are code\n\
+                 \"\"\"]",
                 path.display()
             ),
+            LabError::Toml { path, problem } => {
+                write!(
+                    f,
+                    "{} is not in the expected shape: {problem}",
+                    path.display()
+                )
+            }
             LabError::Spawn { command, source } => {
                 write!(f, "could not start `{command}`: {source}")
             }
             LabError::TimedOut { command, limit } => write!(
                 f,
-                "`{command}` was still running after {}, so it was stopped.\n\
-                 A test is probably blocked forever (a blocking read that never returns?).\n\
-                 Run it yourself to see which one: {command}",
-                if limit.as_secs() >= 120 {
-                    format!("{} minutes", limit.as_secs() / 60)
-                } else {
-                    format!("{} seconds", limit.as_secs())
-                }
+                "`{command}` was still running after {} s, so it was stopped.\n\
+                 Is another cargo holding the lock of the lab's target directory?",
+                limit.as_secs()
             ),
         }
     }
@@ -69,7 +77,7 @@ impl std::error::Error for LabError {
         match self {
             LabError::Io { source, .. } | LabError::Spawn { source, .. } => Some(source),
             LabError::Info { source, .. } => Some(source),
-            LabError::TimedOut { .. } => None,
+            LabError::Toml { .. } | LabError::TimedOut { .. } => None,
         }
     }
 }

@@ -1,40 +1,109 @@
 //! A learner's progress: which exercises are solved (all their tests
-//! pass), which one comes next, and what a name on the command line means.
+//! pass), which one comes next, how far each chapter is, and what a name
+//! on the command line means.
+//!
+//! "Next" has one definition, used by every command: the first exercise,
+//! in the order of `exercises/info.toml` (the book's order), that is not
+//! solved. Exercises can be solved in any order; "all done" means all.
 
 use std::fs;
 
+use crate::results::{ExerciseResult, Outcome};
 use crate::suggest;
-use crate::testrun::{Outcome, TestResult, TestRun};
 use crate::workspace::{Chapter, Exercise, Workspace};
 
-/// Where one exercise stands after a test run.
+/// Where one exercise stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
     /// Every test passes.
     Solved { tests: usize },
-    /// Some tests fail.
-    Unsolved { failed: usize, tests: usize },
-    /// No test of it ran (it has none, or it was not in the run).
+    /// Some tests fail, or were stopped (`stuck`, by name).
+    Unsolved {
+        failed: usize,
+        stuck: Vec<String>,
+        tests: usize,
+    },
+    /// It has no test (or none ran).
     NoTests,
-    /// The exercises did not compile, so nothing is known.
-    Unknown,
+    /// Its file does not compile.
+    DoesNotCompile { location: Option<String> },
+    /// Its file is not there.
+    Missing,
+    /// Nothing could be built, for a reason outside the exercise files.
+    NotTested,
 }
 
 impl State {
-    /// How the state reads in a listing: `solved`, `2 of 3 tests fail`.
+    /// The state a result shows.
+    pub fn of(result: &ExerciseResult) -> State {
+        match result {
+            ExerciseResult::Tested { tests } => {
+                let counted: Vec<_> = tests
+                    .iter()
+                    .filter(|t| t.outcome != Outcome::Ignored)
+                    .collect();
+                let failed = counted
+                    .iter()
+                    .filter(|t| t.outcome != Outcome::Passed)
+                    .count();
+                let stuck: Vec<String> = counted
+                    .iter()
+                    .filter(|t| t.outcome == Outcome::TimedOut)
+                    .map(|t| t.short_name().to_string())
+                    .collect();
+                match (counted.len(), failed) {
+                    (0, _) => State::NoTests,
+                    (tests, 0) => State::Solved { tests },
+                    (tests, failed) => State::Unsolved {
+                        failed,
+                        stuck,
+                        tests,
+                    },
+                }
+            }
+            ExerciseResult::DoesNotCompile { location, .. } => State::DoesNotCompile {
+                location: location.clone(),
+            },
+            ExerciseResult::Missing => State::Missing,
+            ExerciseResult::NotBuilt { .. } => State::NotTested,
+        }
+    }
+
+    /// How the state reads in a listing: `solved (3 tests pass)`,
+    /// `2 of 3 tests fail`, `does not compile (exercises/src/x.rs:3:5)`.
     pub fn describe(&self) -> String {
         match self {
             State::Solved { tests: 1 } => "solved (its test passes)".to_string(),
             State::Solved { tests } => format!("solved ({tests} tests pass)"),
-            State::Unsolved { failed, tests } if failed == tests && *tests == 1 => {
-                "its test fails".to_string()
+            State::Unsolved {
+                failed,
+                stuck,
+                tests,
+            } => {
+                let failing = match (failed, tests) {
+                    (1, 1) => "its test fails".to_string(),
+                    (f, t) if f == t => format!("all {t} tests fail"),
+                    (f, t) => format!("{f} of {t} tests fail"),
+                };
+                let limit = crate::testrun::test_time_limit().as_secs();
+                match &stuck[..] {
+                    [] => failing,
+                    [one] => format!(
+                        "{failing}; `{one}` still running after {limit} s (spinning or blocked)"
+                    ),
+                    many => format!(
+                        "{failing}; {} still running after {limit} s (spinning or blocked)",
+                        many.len()
+                    ),
+                }
             }
-            State::Unsolved { failed, tests } if failed == tests => {
-                format!("all {tests} tests fail")
-            }
-            State::Unsolved { failed, tests } => format!("{failed} of {tests} tests fail"),
             State::NoTests => "no test ran".to_string(),
-            State::Unknown => "not tested: the exercises do not compile".to_string(),
+            State::DoesNotCompile {
+                location: Some(location),
+            } => format!("does not compile ({location})"),
+            State::DoesNotCompile { location: None } => "does not compile".to_string(),
+            State::Missing => "its file is missing".to_string(),
+            State::NotTested => "not tested: the exercises could not be built".to_string(),
         }
     }
 
@@ -43,24 +112,21 @@ impl State {
     }
 }
 
-/// The state of `exercise` according to `run`.
-pub fn state_of(exercise: &Exercise, run: &TestRun) -> State {
-    if run.build_failed() {
-        return State::Unknown;
-    }
-    let results: Vec<&TestResult> = run
-        .of("exercises", &exercise.name)
-        .filter(|r| r.outcome != Outcome::Ignored)
-        .collect();
-    let failed = results
+/// The index of the next exercise: the first, in `exercises`' order (the
+/// book's), that is not solved. `None` when every one is.
+pub fn next(states: &[State]) -> Option<usize> {
+    states.iter().position(|s| !s.is_solved())
+}
+
+/// How many of a chapter's exercises are solved: `(solved, total)`.
+pub fn chapter_progress(chapter: &str, exercises: &[Exercise], states: &[State]) -> (usize, usize) {
+    let mine: Vec<&State> = exercises
         .iter()
-        .filter(|r| r.outcome == Outcome::Failed)
-        .count();
-    match (results.len(), failed) {
-        (0, _) => State::NoTests,
-        (tests, 0) => State::Solved { tests },
-        (tests, failed) => State::Unsolved { failed, tests },
-    }
+        .zip(states)
+        .filter(|(e, _)| e.chapter == chapter)
+        .map(|(_, s)| s)
+        .collect();
+    (mine.iter().filter(|s| s.is_solved()).count(), mine.len())
 }
 
 /// What a name on the command line (`cargo lab check NAME`) refers to.
@@ -152,7 +218,7 @@ pub fn next_steps(ws: &Workspace, exercise: &Exercise) -> String {
         "Next: {name}\n  \
          read   {page}\n  \
          edit   {file}\n  \
-         run    cargo lab check {name}\n\
+         run    cargo lab check {name}   (or `cargo lab watch`: it checks on every save)\n\
          Stuck? cargo lab hint {name}",
         name = exercise.name
     )
@@ -161,7 +227,7 @@ pub fn next_steps(ws: &Workspace, exercise: &Exercise) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testrun::parse_results;
+    use crate::results::TestResult;
     use crate::workspace::parse_info;
 
     fn exercises() -> Vec<Exercise> {
@@ -173,42 +239,80 @@ mod tests {
         .unwrap()
     }
 
-    fn run(output: &str, success: bool) -> TestRun {
-        TestRun {
-            command: String::new(),
-            success,
-            results: parse_results(output),
-            output: output.to_string(),
+    fn test(name: &str, outcome: Outcome) -> TestResult {
+        TestResult {
+            name: name.into(),
+            outcome,
+            message: None,
         }
     }
 
     #[test]
-    fn states_from_a_run() {
-        let output = "     Running unittests src/lib.rs (target/lab/debug/deps/exercises-1)\n\
-                      test ch02_a::tests::x ... ok\n\
-                      test ch02_a::tests::y ... ignored\n\
-                      test ch02_b::tests::x ... ok\n\
-                      test ch02_b::tests::y ... FAILED\n";
-        let run = run(output, false);
-        let states: Vec<State> = exercises().iter().map(|e| state_of(e, &run)).collect();
+    fn states_from_results() {
+        let solved = ExerciseResult::Tested {
+            tests: vec![
+                test("ch02_a::tests::x", Outcome::Passed),
+                test("ch02_a::tests::y", Outcome::Ignored),
+            ],
+        };
+        let unsolved = ExerciseResult::Tested {
+            tests: vec![
+                test("ch02_b::tests::x", Outcome::Passed),
+                test("ch02_b::tests::y", Outcome::Failed),
+                test("ch02_b::tests::z", Outcome::TimedOut),
+            ],
+        };
+        assert_eq!(State::of(&solved), State::Solved { tests: 1 });
+        let state = State::of(&unsolved);
         assert_eq!(
-            states,
-            [
-                State::Solved { tests: 1 },
-                State::Unsolved {
-                    failed: 1,
-                    tests: 2
-                },
-                State::NoTests,
-            ]
+            state,
+            State::Unsolved {
+                failed: 2,
+                stuck: vec!["z".into()],
+                tests: 3
+            }
         );
-        assert_eq!(states[1].describe(), "1 of 2 tests fail");
+        assert_eq!(
+            state.describe(),
+            "2 of 3 tests fail; `z` still running after 5 s (spinning or blocked)"
+        );
+        assert_eq!(
+            State::of(&ExerciseResult::Tested { tests: vec![] }),
+            State::NoTests
+        );
+        let broken = ExerciseResult::DoesNotCompile {
+            location: Some("exercises/src/ch02_a.rs:3:5".into()),
+            messages: "error".into(),
+        };
+        assert_eq!(
+            State::of(&broken).describe(),
+            "does not compile (exercises/src/ch02_a.rs:3:5)"
+        );
     }
 
     #[test]
-    fn nothing_is_known_when_the_build_fails() {
-        let run = run("error[E0308]: mismatched types\n", false);
-        assert_eq!(state_of(&exercises()[0], &run), State::Unknown);
+    fn next_is_the_first_unsolved_in_book_order() {
+        let solved = State::Solved { tests: 1 };
+        let broken = State::DoesNotCompile { location: None };
+        assert_eq!(
+            next(&[solved.clone(), broken.clone(), State::NoTests]),
+            Some(1)
+        );
+        assert_eq!(next(&[broken, solved.clone()]), Some(0));
+        assert_eq!(next(&[solved.clone(), solved]), None);
+        assert_eq!(next(&[]), None);
+    }
+
+    #[test]
+    fn chapters_count_their_solved_exercises() {
+        let states = [
+            State::Solved { tests: 1 },
+            State::NoTests,
+            State::Solved { tests: 2 },
+        ];
+        assert_eq!(chapter_progress("ch02", &exercises(), &states), (1, 2));
+        assert_eq!(chapter_progress("ch03", &exercises(), &states), (1, 1));
+        assert_eq!(chapter_progress("ch04", &exercises(), &states), (0, 0));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Where things are: the workspace root, the chapters, the exercises listed
-//! in `exercises/info.toml`, and the book pages.
+//! Where things are: the workspace root, the lab's own directories under
+//! `target/`, the chapters, the exercises listed in `exercises/info.toml`,
+//! and the book pages.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ pub const TESTS_MARKER: &str = "// ===== Tests: don't change anything below this
 #[derive(Debug, Clone)]
 pub struct Workspace {
     root: PathBuf,
+    build_dir: PathBuf,
 }
 
 /// One exercise as `exercises/info.toml` lists it.
@@ -53,21 +55,53 @@ impl Chapter {
 
 impl Workspace {
     /// The workspace this `lab` binary was built from, whatever the current
-    /// directory is.
+    /// directory is, or the one `LAB_WORKSPACE` names (the lab's own tests
+    /// run it on scratch copies). The exercises are compiled in
+    /// `$CARGO_TARGET_DIR/lab/build` if that variable is set, else in
+    /// `target/lab/build`.
     pub fn locate() -> Workspace {
-        let lab_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let root = lab_dir.parent().unwrap_or(lab_dir);
-        Workspace::at(root)
+        let root = match std::env::var_os("LAB_WORKSPACE") {
+            Some(dir) => PathBuf::from(dir),
+            None => {
+                let lab_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+                lab_dir.parent().unwrap_or(lab_dir).to_path_buf()
+            }
+        };
+        let mut ws = Workspace::at(root);
+        if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+            let dir = std::env::current_dir().unwrap_or_default().join(dir);
+            ws.build_dir = dir.join("lab/build");
+        }
+        ws
     }
 
     /// A workspace rooted at `root` (tests use temporary ones).
     pub fn at(root: impl Into<PathBuf>) -> Workspace {
-        Workspace { root: root.into() }
+        let root = root.into();
+        let build_dir = root.join("target/lab/build");
+        Workspace { root, build_dir }
+    }
+
+    /// The same workspace, compiling in `dir` (tests share one warm
+    /// directory between scratch workspaces).
+    pub fn with_build_dir(mut self, dir: impl Into<PathBuf>) -> Workspace {
+        self.build_dir = dir.into();
+        self
     }
 
     /// The root directory (where the workspace `Cargo.toml` is).
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// `target/lab`: the lab's generated crates and saved results.
+    pub fn lab_dir(&self) -> PathBuf {
+        self.root.join("target/lab")
+    }
+
+    /// The cargo target directory of the lab's builds.
+    pub fn build_dir(&self) -> &Path {
+        &self.build_dir
     }
 
     /// `path` relative to the root, for messages (`exercises/src/x.rs`).
@@ -76,6 +110,11 @@ impl Workspace {
             .unwrap_or(path)
             .display()
             .to_string()
+    }
+
+    /// `exercises/`.
+    pub fn exercises_dir(&self) -> PathBuf {
+        self.root.join("exercises")
     }
 
     /// `exercises/info.toml`.
@@ -98,7 +137,7 @@ impl Workspace {
         self.root.join("book/src")
     }
 
-    /// The exercises in the order a learner meets them.
+    /// The exercises in the order a learner meets them (info.toml's order).
     pub fn exercises(&self) -> Result<Vec<Exercise>, LabError> {
         let path = self.info_toml();
         let text = fs::read_to_string(&path).map_err(|e| LabError::io(&path, e))?;
@@ -165,6 +204,19 @@ pub fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, LabError> {
     Ok(paths)
 }
 
+/// Writes `contents` to `path` unless it already holds exactly that (so
+/// cargo, which looks at modification times, sees no change), creating
+/// the directory if needed.
+pub fn write_if_changed(path: &Path, contents: &[u8]) -> Result<(), LabError> {
+    if fs::read(path).is_ok_and(|old| old == contents) {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| LabError::io(dir, e))?;
+    }
+    fs::write(path, contents).map_err(|e| LabError::io(path, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,7 +228,10 @@ mod tests {
             [[exercise]]
             name = "ch02_b"
             chapter = "ch02"
-            hints = ["1", "2", "3"]
+            hints = ["1", "2", """
+3
+    code
+"""]
 
             [[exercise]]
             name = "ch02_a"
@@ -187,6 +242,7 @@ mod tests {
         let names: Vec<&str> = exercises.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["ch02_b", "ch02_a"]);
         assert_eq!(exercises[0].hints.len(), 3);
+        assert_eq!(exercises[0].hints[2], "3\n    code\n");
     }
 
     #[test]

@@ -1,15 +1,19 @@
 //! The maintainer's contract, run by `cargo test` on this workspace (the
 //! same checks as `cargo lab verify`).
 //!
-//! The file checks are one test each. The exercises' own tests run once, in
-//! one nested `cargo test -p exercises` (target dir `target/contract`), to
-//! prove that every exercise as shipped fails. The solutions passing is
-//! already proved by `cargo test` running the `solutions` package itself.
-//! That the checks do catch what they look for is tested in the lab library
-//! on small broken workspaces (`cargo test -p lab --lib`).
+//! The exercises are checked as shipped (the versions
+//! `exercises/shipped.toml` names), never the learner's working copy, so
+//! these tests stay green whatever state `exercises/` is in. Only with
+//! `CI=true` must the working tree be the shipped version. The solutions
+//! passing is proved by `cargo test` running the `solutions` package
+//! itself. That each check does catch what it looks for is tested in the
+//! lab library on small broken workspaces (`cargo test -p lab --lib`).
+
+use std::io::Write;
 
 use lab::Workspace;
-use lab::contract::{self, Problem};
+use lab::contract::{self, FILE_CHECKS, Problem, runs};
+use lab::manifest::Shipped;
 
 fn assert_none(title: &str, problems: Vec<Problem>) {
     assert!(
@@ -17,6 +21,27 @@ fn assert_none(title: &str, problems: Vec<Problem>) {
         "The contract does not hold: {title}.\n\n{}\n",
         contract::render(&problems)
     );
+}
+
+/// The exercises as shipped. What could not be read is said on stderr
+/// directly, so that it shows even when the test passes.
+fn shipped(ws: &Workspace) -> Shipped {
+    let shipped = contract::shipped(ws).unwrap_or_else(|problem| panic!("{problem}"));
+    for note in contract::notes(&shipped) {
+        let _ = writeln!(std::io::stderr(), "note (lab contract): {note}");
+    }
+    shipped
+}
+
+/// The file check with this title.
+fn file_check(title_starts: &str) {
+    let ws = Workspace::locate();
+    let shipped = shipped(&ws);
+    let (title, check) = FILE_CHECKS
+        .iter()
+        .find(|(title, _)| title.starts_with(title_starts))
+        .unwrap_or_else(|| panic!("no check titled {title_starts:?}"));
+    assert_none(title, check(&ws, &shipped));
 }
 
 /// The workspace is found, and it is this one: a wrong root would make
@@ -43,49 +68,60 @@ fn the_workspace_is_found() {
 
 #[test]
 fn exercise_files_agree() {
-    let (title, check) = contract::FILE_CHECKS[0];
-    assert_none(title, check(&Workspace::locate()));
+    file_check("exercises/info.toml, exercises/shipped.toml");
 }
 
 #[test]
 fn tests_sections_are_identical() {
-    let (title, check) = contract::FILE_CHECKS[1];
-    assert_none(title, check(&Workspace::locate()));
+    file_check("each exercise and its solution");
+}
+
+#[test]
+fn every_exercise_test_runs_under_the_watchdog() {
+    file_check("every exercise test runs under");
+}
+
+#[test]
+fn every_read_first_section_exists() {
+    file_check("every book section an exercise's");
 }
 
 #[test]
 fn book_includes_resolve() {
-    let (title, check) = contract::FILE_CHECKS[2];
-    assert_none(title, check(&Workspace::locate()));
+    file_check("every include in the book");
 }
 
 #[test]
 fn every_chapter_has_a_book_page() {
-    let (title, check) = contract::FILE_CHECKS[3];
-    assert_none(title, check(&Workspace::locate()));
+    file_check("every chapter has a book page");
 }
 
 #[test]
 fn no_snapshot_is_pending() {
-    let (title, check) = contract::FILE_CHECKS[4];
-    assert_none(title, check(&Workspace::locate()));
+    file_check("no snapshot is waiting");
 }
 
-/// The one nested `cargo test` of the contract.
+/// In CI the working tree is the shipped version: a maintainer who changed
+/// an exercise without recording it is told to run `cargo lab verify
+/// --bless`. Outside CI a changed exercise is the learner's business.
+#[test]
+fn in_ci_the_working_tree_is_the_shipped_version() {
+    if !contract::in_ci() {
+        return;
+    }
+    let ws = Workspace::locate();
+    assert_none(
+        "the working tree's exercises are the shipped ones (CI)",
+        runs::tree_is_shipped(&shipped(&ws)),
+    );
+}
+
+/// The one check that builds: every exercise as shipped fails its tests.
 #[test]
 fn every_exercise_as_shipped_fails_its_tests() {
     let ws = Workspace::locate();
-    let exercises = ws
-        .exercises()
-        .unwrap_or_else(|e| panic!("exercises/info.toml: {e}"));
-    if exercises.is_empty() {
-        // Nothing to run yet; `exercise_files` still checks that no
-        // exercise file exists without an entry.
-        return;
-    }
-    let run = contract::run_shipped(&ws, &["exercises"]).unwrap_or_else(|e| panic!("{e}"));
-    assert_none(
-        "every exercise as shipped fails its tests",
-        contract::shipped_exercises_fail(&exercises, &run),
-    );
+    let shipped = shipped(&ws);
+    let problems =
+        runs::shipped_exercises_fail(&ws, &shipped, &|_| {}).unwrap_or_else(|e| panic!("{e}"));
+    assert_none("every exercise as shipped fails its tests", problems);
 }
