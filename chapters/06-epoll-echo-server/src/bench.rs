@@ -7,6 +7,14 @@
 //! whichever server it measures. [`run_matrix`] starts each server in turn
 //! and prints one table, so the figures are compared within one run.
 //!
+//! The system calls per round trip are counted by the server itself: its
+//! traced wrappers count every call, and its `stats:` line (SIGUSR1) gives
+//! the total, asked for when the measured time starts and when it ends.
+//!
+//! [`compare_with_c`] runs this chapter's epoll server and the minimal C
+//! epoll echo server of `perf-reference` side by side, both driven by its C
+//! `pingpong` client, pinned to one CPU each, in alternating rounds.
+//!
 //! This is a benchmark, not a test: it measures time, and its numbers
 //! belong in a table, never in an assertion.
 
@@ -47,12 +55,30 @@ pub struct Measured {
     pub broken: usize,
     /// Echoes whose bytes differed from what was sent.
     pub corrupt: u64,
+    /// System calls the server made in the measured time, by its own count
+    /// (`None` for a server that does not count them).
+    pub server_calls: Option<u64>,
 }
 
 impl Measured {
     pub fn per_second(&self) -> f64 {
         self.round_trips as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
+
+    /// The server's system calls per round trip, if it counted them.
+    pub fn calls_per_round_trip(&self) -> Option<f64> {
+        let calls = self.server_calls?;
+        (self.round_trips > 0).then(|| calls as f64 / self.round_trips as f64)
+    }
+}
+
+/// The two moments of a client run that [`run_client`] reports to its
+/// caller: the measured time starts (after the warm-up), and it ends
+/// (before any connection is closed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Measuring,
+    Done,
 }
 
 /// One active connection of the client.
@@ -78,8 +104,14 @@ impl Pinger {
     }
 }
 
-/// Runs the client against `addr` and measures.
-pub fn run_client(addr: SocketAddr, load: &Load) -> io::Result<Measured> {
+/// Runs the client against `addr` and measures. `at` is called when the
+/// measured time starts and when it ends (see [`Phase`]); the time it takes
+/// is not measured.
+pub fn run_client(
+    addr: SocketAddr,
+    load: &Load,
+    at: &mut dyn FnMut(Phase),
+) -> io::Result<Measured> {
     // Idle connections: opened, never used, held until the end.
     let mut idle = Vec::with_capacity(load.idle);
     for _ in 0..load.idle {
@@ -113,6 +145,7 @@ pub fn run_client(addr: SocketAddr, load: &Load) -> io::Result<Measured> {
     let measure_from = start + load.warmup;
     let end = measure_from + load.duration;
     let mut measuring = false;
+    let mut measure_start = measure_from;
     let mut measured = Measured::default();
     let mut latencies: Vec<u32> = Vec::new();
     let mut events: Vec<Event> = Vec::new();
@@ -123,9 +156,11 @@ pub fn run_client(addr: SocketAddr, load: &Load) -> io::Result<Measured> {
             break;
         }
         if !measuring && now >= measure_from {
+            at(Phase::Measuring);
             measuring = true;
             measured.round_trips = 0;
             latencies.clear();
+            measure_start = Instant::now();
         }
         if pingers.iter().all(|p| !p.alive) {
             break;
@@ -166,10 +201,13 @@ pub fn run_client(addr: SocketAddr, load: &Load) -> io::Result<Measured> {
         }
     }
     measured.elapsed = if measuring {
-        Instant::now().min(end) - measure_from
+        Instant::now().min(end) - measure_start
     } else {
         Duration::ZERO
     };
+    if measuring {
+        at(Phase::Done);
+    }
     latencies.sort_unstable();
     let percentile = |p: usize| {
         latencies
@@ -189,6 +227,10 @@ pub struct ServerUnderTest {
     pub name: String,
     pub binary: PathBuf,
     pub args: Vec<String>,
+    /// It answers SIGUSR1 with a `stats:` line that counts its system calls
+    /// (this chapter's `serve`; not chapter 01's, for which SIGUSR1 would
+    /// be fatal).
+    pub counts_calls: bool,
 }
 
 /// The four servers of the comparison: the chapter-06 loop on each backend,
@@ -201,12 +243,14 @@ pub fn default_servers(this_binary: &Path) -> Vec<ServerUnderTest> {
             name: backend.to_string(),
             binary: this_binary.to_path_buf(),
             args: vec!["--backend".into(), backend.to_string()],
+            counts_calls: true,
         })
         .collect();
     servers.push(ServerUnderTest {
         name: "threads".into(),
         binary: this_binary.with_file_name("ch01-blocking-io"),
         args: vec![],
+        counts_calls: false,
     });
     servers
 }
@@ -264,8 +308,8 @@ pub fn run_matrix(
     }
     writeln!(
         out,
-        "{:<8} {:>6} {:>14} {:>10} {:>10}  {:>12}  note",
-        "server", "idle", "round trips/s", "p50", "p99", "vs epoll@0"
+        "{:<8} {:>6} {:>14} {:>10} {:>10}  {:>8}  {:>10}  note",
+        "server", "idle", "round trips/s", "p50", "p99", "calls/rt", "vs epoll@0"
     )?;
     let mut rows = Vec::new();
     let mut baseline: Option<f64> = None;
@@ -314,13 +358,23 @@ fn measure_one(
         ));
     }
     let args: Vec<&str> = server.args.iter().map(String::as_str).collect();
-    let process = ServerProcess::start(&server.binary, &args);
+    let mut process = ServerProcess::start(&server.binary, &args);
+    let addr = process.addr;
+    // The server's own count of its system calls, when measuring starts
+    // and when it ends.
+    let mut calls = Vec::new();
+    let mut at = |_: Phase| {
+        if server.counts_calls {
+            calls.push(server_calls(&mut process));
+        }
+    };
     let result = run_client(
-        process.addr,
+        addr,
         &Load {
             idle,
             ..load.clone()
         },
+        &mut at,
     );
     drop(process);
     match result {
@@ -328,9 +382,21 @@ fn measure_one(
             "the server closed all {} active connections",
             load.active
         )),
-        Ok(m) => Ok(m),
+        Ok(mut m) => {
+            if let [Some(start), Some(end)] = calls[..] {
+                m.server_calls = Some(end - start);
+            }
+            Ok(m)
+        }
         Err(e) => Err(format!("client error: {e}")),
     }
+}
+
+/// The number of system calls `process` has made so far, from the `stats:`
+/// line it prints on SIGUSR1.
+fn server_calls(process: &mut ServerProcess) -> Option<u64> {
+    let line = process.signal_for_line(nix::sys::signal::Signal::SIGUSR1, "stats:");
+    crate::calls_in_stats(&line)
 }
 
 fn print_row(out: &mut dyn Write, row: &Row, baseline: &mut Option<f64>) -> io::Result<()> {
@@ -350,21 +416,259 @@ fn print_row(out: &mut dyn Write, row: &Row, baseline: &mut Option<f64>) -> io::
             if m.corrupt > 0 {
                 note.push_str(&format!("{} corrupt echoes!", m.corrupt));
             }
+            let calls = m
+                .calls_per_round_trip()
+                .map_or_else(|| "-".to_string(), |c| format!("{c:.2}"));
             writeln!(
                 out,
-                "{:<8} {:>6} {:>14.0} {:>8}us {:>8}us  {:>12}  {note}",
+                "{:<8} {:>6} {:>14.0} {:>8}us {:>8}us  {:>8}  {:>10}  {note}",
                 row.server,
                 row.idle,
                 rate,
                 m.p50.as_micros(),
                 m.p99.as_micros(),
+                calls,
                 ratio
             )
         }
         Err(why) => writeln!(
             out,
-            "{:<8} {:>6} {:>14} {:>10} {:>10}  {:>12}  {why}",
-            row.server, row.idle, "-", "-", "-", "-"
+            "{:<8} {:>6} {:>14} {:>10} {:>10}  {:>8}  {:>10}  {why}",
+            row.server, row.idle, "-", "-", "-", "-", "-"
         ),
     }
+}
+
+// ---------------------------------------------------------------------------
+// Side by side with the C reference server.
+
+/// What one run of the C `pingpong` client printed, e.g.
+/// `PINGPONG<TAB>server=c<TAB>conns=50 ... rt_per_s=47202 ... p50_us=349.7<TAB>p99_us=8617.3 ...`.
+#[derive(Clone, Debug, Default)]
+pub struct PingPong {
+    pub round_trips: u64,
+    pub per_second: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    /// System calls the server made during the whole run (connections
+    /// opened and closed included), by its own count, if it counts them.
+    pub server_calls: Option<u64>,
+    /// Round trips in the whole run, warm-up included.
+    pub all_round_trips: u64,
+}
+
+impl PingPong {
+    /// The server's system calls per round trip over the whole run.
+    pub fn calls_per_round_trip(&self) -> Option<f64> {
+        Some(self.server_calls? as f64 / self.all_round_trips.max(1) as f64)
+    }
+}
+
+/// Reads pingpong's result line (tab-separated `key=value` fields).
+pub fn parse_pingpong(line: &str) -> Option<PingPong> {
+    let field = |key: &str| -> Option<f64> {
+        line.split('\t')
+            .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))?
+            .parse()
+            .ok()
+    };
+    Some(PingPong {
+        round_trips: field("roundtrips")? as u64,
+        per_second: field("rt_per_s")?,
+        p50_us: field("p50_us")?,
+        p99_us: field("p99_us")?,
+        ..PingPong::default()
+    })
+}
+
+/// How [`compare_with_c`] runs.
+#[derive(Clone, Debug)]
+pub struct Comparison {
+    /// Where `make -C perf-reference BUILD=DIR` put `epoll_echo` and `pingpong`.
+    pub c_dir: PathBuf,
+    /// This binary (its `serve --backend epoll` is measured).
+    pub this_binary: PathBuf,
+    /// Connection counts, one table each.
+    pub connections: Vec<usize>,
+    pub rounds: usize,
+    /// Measured round trips per run, spread over the connections (plus a
+    /// tenth of that as warm-up).
+    pub round_trips: u64,
+}
+
+/// Pins process `pid` to CPU `cpu` (sched_setaffinity(2)), like
+/// `taskset -c CPU`. Servers and pingpong are single-threaded.
+fn pin(pid: u32, cpu: usize) -> io::Result<()> {
+    use nix::sched::{CpuSet, sched_setaffinity};
+    let mut set = CpuSet::new();
+    set.set(cpu)?;
+    sched_setaffinity(nix::unistd::Pid::from_raw(pid as i32), &set)?;
+    Ok(())
+}
+
+/// A free loopback port: bind port 0, read what the kernel chose, close.
+fn free_port() -> io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Runs pingpong (pinned to CPU 1) against `port` and reads its result.
+fn run_pingpong(
+    c_dir: &Path,
+    port: u16,
+    conns: usize,
+    per: u64,
+    warm: u64,
+) -> io::Result<PingPong> {
+    let child = std::process::Command::new(c_dir.join("pingpong"))
+        .args(["-p", &port.to_string(), "-c", &conns.to_string()])
+        .args(["-r", &per.to_string(), "-w", &warm.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    pin(child.id(), 1)?;
+    let output = child.wait_with_output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut result = text
+        .lines()
+        .find_map(parse_pingpong)
+        .ok_or_else(|| io::Error::other(format!("pingpong printed no result: {text:?}")))?;
+    result.all_round_trips = conns as u64 * (per + warm);
+    Ok(result)
+}
+
+/// One run against the C server `epoll_echo`, pinned to CPU 0.
+fn run_c_server(cmp: &Comparison, conns: usize, per: u64, warm: u64) -> io::Result<PingPong> {
+    let port = free_port()?;
+    let mut server = std::process::Command::new(cmp.c_dir.join("epoll_echo"))
+        .arg(port.to_string())
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    let result = (|| {
+        pin(server.id(), 0)?;
+        // It prints nothing when ready: try to connect until it accepts.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err(io::Error::other("epoll_echo did not start listening"));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        run_pingpong(&cmp.c_dir, port, conns, per, warm)
+    })();
+    let _ = server.kill();
+    let _ = server.wait();
+    result
+}
+
+/// One run against this chapter's `serve --backend epoll`, pinned to CPU 0,
+/// with its own count of its system calls over the whole run (every
+/// connection opened and closed).
+fn run_rust_server(cmp: &Comparison, conns: usize, per: u64, warm: u64) -> io::Result<PingPong> {
+    let mut server = ServerProcess::start(&cmp.this_binary, &["--backend", "epoll"]);
+    pin(server.pid(), 0)?;
+    let before = server_calls(&mut server);
+    let mut result = run_pingpong(&cmp.c_dir, server.addr.port(), conns, per, warm)?;
+    // The client has closed everything; count once the server has too.
+    server.wait_for_closed(conns);
+    let after = server_calls(&mut server);
+    result.server_calls = after.zip(before).map(|(a, b)| a - b);
+    Ok(result)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// Runs the C epoll echo server and this chapter's epoll server in
+/// alternating rounds (C first in odd rounds, ours first in even ones),
+/// each driven by the same `pingpong` command, server on CPU 0 and client
+/// on CPU 1, and prints every run and the medians. The ratios are the
+/// median of the per-round ratios: absolute numbers drift between runs on a
+/// shared machine, ratios measured minutes apart far less.
+pub fn compare_with_c(cmp: &Comparison, out: &mut dyn Write) -> io::Result<()> {
+    for tool in ["epoll_echo", "pingpong"] {
+        if !cmp.c_dir.join(tool).exists() {
+            return Err(io::Error::other(format!(
+                "{} not found: build the C programs first, \
+                 make -C PATH/TO/perf-reference BUILD={}",
+                cmp.c_dir.join(tool).display(),
+                cmp.c_dir.display()
+            )));
+        }
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 2 {
+        return Err(io::Error::other(
+            "needs 2 CPUs: the server is pinned to CPU 0, the client to CPU 1",
+        ));
+    }
+    let most = cmp.connections.iter().copied().max().unwrap_or(0);
+    raise_fd_limit(most as u64 * 2 + 128)?;
+    for &conns in &cmp.connections {
+        let per = (cmp.round_trips / conns.max(1) as u64).max(1);
+        let warm = (per / 10).max(1);
+        writeln!(
+            out,
+            "\n{conns} connections, 64-byte ping-pong, {per} round trips each after {warm} of \
+             warm-up; server on CPU 0, pingpong on CPU 1; {} rounds",
+            cmp.rounds
+        )?;
+        writeln!(
+            out,
+            "{:>5}  {:<10} {:>13} {:>9} {:>9}  {:>8}",
+            "round", "server", "round trips/s", "p50", "p99", "calls/rt"
+        )?;
+        let mut runs: Vec<(PingPong, PingPong)> = Vec::new();
+        for round in 1..=cmp.rounds.max(1) {
+            eprintln!("{conns} connections: round {round} of {}...", cmp.rounds);
+            let (c, rust) = if round % 2 == 1 {
+                let c = run_c_server(cmp, conns, per, warm)?;
+                (c, run_rust_server(cmp, conns, per, warm)?)
+            } else {
+                let rust = run_rust_server(cmp, conns, per, warm)?;
+                (run_c_server(cmp, conns, per, warm)?, rust)
+            };
+            for (name, r) in [("c", &c), ("ch06", &rust)] {
+                let calls = r
+                    .calls_per_round_trip()
+                    .map_or_else(|| "-".to_string(), |c| format!("{c:.3}"));
+                writeln!(
+                    out,
+                    "{round:>5}  {name:<10} {:>13.0} {:>7.0}us {:>7.0}us  {calls:>8}",
+                    r.per_second, r.p50_us, r.p99_us
+                )?;
+            }
+            runs.push((c, rust));
+        }
+        let med = |f: &dyn Fn(&(PingPong, PingPong)) -> f64| median(runs.iter().map(f).collect());
+        writeln!(
+            out,
+            "median  c: {:.0} round trips/s, p50 {:.0}us, p99 {:.0}us",
+            med(&|(c, _)| c.per_second),
+            med(&|(c, _)| c.p50_us),
+            med(&|(c, _)| c.p99_us)
+        )?;
+        writeln!(
+            out,
+            "median  ch06: {:.0} round trips/s, p50 {:.0}us, p99 {:.0}us, {:.3} system calls per round trip (its own count, connections opened and closed included)",
+            med(&|(_, r)| r.per_second),
+            med(&|(_, r)| r.p50_us),
+            med(&|(_, r)| r.p99_us),
+            med(&|(_, r)| r.calls_per_round_trip().unwrap_or(f64::NAN))
+        )?;
+        writeln!(
+            out,
+            "ch06 / c, median of the per-round ratios: throughput {:.3}x, p50 {:.3}x, p99 {:.3}x",
+            med(&|(c, r)| r.per_second / c.per_second),
+            med(&|(c, r)| r.p50_us / c.p50_us),
+            med(&|(c, r)| r.p99_us / c.p99_us)
+        )?;
+    }
+    Ok(())
 }

@@ -74,10 +74,14 @@ enum Command {
         backend: BackendArg,
     },
     /// Compare the backends (and chapter 01's threads) under load (see the README)
+    ///
+    /// With `--compare-c DIR`: this chapter's epoll server against the C
+    /// epoll echo server of perf-reference, both driven by its C `pingpong`
+    /// client (server on CPU 0, client on CPU 1, alternating rounds).
     Bench {
-        /// Connections doing 64-byte ping-pong.
-        #[arg(long, default_value_t = 50)]
-        active: usize,
+        /// Connections doing 64-byte ping-pong (a list: one table each).
+        #[arg(long, value_delimiter = ',', default_value = "50")]
+        active: Vec<usize>,
         /// Idle connection counts to run with, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "0,10000")]
         idle: Vec<usize>,
@@ -95,6 +99,14 @@ enum Command {
         /// Runs of the whole table; each row shows the median run.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// Compare with the C server instead: the folder holding the built
+        /// `epoll_echo` and `pingpong` (make -C perf-reference BUILD=DIR).
+        #[arg(long, value_name = "DIR")]
+        compare_c: Option<std::path::PathBuf>,
+        /// With --compare-c: measured round trips per run, spread over the
+        /// connections.
+        #[arg(long, default_value_t = 200_000)]
+        round_trips: u64,
     },
 }
 
@@ -120,7 +132,23 @@ fn cli_main() -> Result<()> {
             seconds,
             servers,
             rounds,
-        } => run_bench(active, &idle, seconds, &servers, rounds),
+            compare_c,
+            round_trips,
+        } => match compare_c {
+            Some(c_dir) => {
+                let comparison = bench::Comparison {
+                    c_dir,
+                    this_binary: std::env::current_exe().context("where is this binary?")?,
+                    connections: active,
+                    rounds,
+                    round_trips,
+                };
+                let mut out = std::io::stdout();
+                bench::compare_with_c(&comparison, &mut out)?;
+                Ok(())
+            }
+            None => run_bench(&active, &idle, seconds, &servers, rounds),
+        },
         scenario => {
             trace::enable();
             match scenario {
@@ -148,7 +176,7 @@ fn serve(addr: SocketAddr, backend: BackendArg) -> Result<()> {
 }
 
 fn run_bench(
-    active: usize,
+    actives: &[usize],
     idle: &[usize],
     seconds: u64,
     names: &[ServerArg],
@@ -166,14 +194,16 @@ fn run_bench(
                 .expect("every ServerArg has a server")
         })
         .collect();
-    let load = Load {
-        active,
-        idle: 0,
-        duration: Duration::from_secs(seconds),
-        warmup: Duration::from_secs(1),
-    };
     let mut out = std::io::stdout();
-    bench::run_matrix(&servers, idle, &load, rounds, &mut out)?;
+    for &active in actives {
+        let load = Load {
+            active,
+            idle: 0,
+            duration: Duration::from_secs(seconds),
+            warmup: Duration::from_secs(1),
+        };
+        bench::run_matrix(&servers, idle, &load, rounds, &mut out)?;
+    }
     out.flush()?;
     Ok(())
 }

@@ -11,10 +11,18 @@ use std::time::{Duration, Instant};
 use lab_kit::clients::{self, Load};
 use lab_kit::server::ServerProcess;
 use lab_kit::watchdog::within;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 const LIMIT: Duration = Duration::from_secs(20);
+
+/// How long a whole test may take before the watchdog fails it.
+const TEST_LIMIT: Duration = Duration::from_secs(90);
+
+/// Runs a whole test under the watchdog: whatever blocks, the test fails
+/// after [`TEST_LIMIT`] with its name instead of hanging.
+fn watched(test: &str, body: impl FnOnce() + Send + 'static) {
+    within(TEST_LIMIT, &format!("`{test}` to finish"), body);
+}
 
 fn binary() -> &'static Path {
     Path::new(assert_cmd::cargo::cargo_bin!("ch06-epoll-echo-server"))
@@ -47,135 +55,139 @@ fn vm_rss_kib(pid: u32) -> u64 {
 
 #[test]
 fn a_thousand_clients_at_once_get_every_byte_back_and_nothing_leaks() {
-    let mut server = start("epoll");
-    let at_start = server.descriptors_above_stdio();
-    let count = |kind: &str| at_start.iter().filter(|d| d.contains(kind)).count();
-    assert_eq!(
-        (count("socket:"), count("anon_inode:[eventpoll]")),
-        (1, 1),
-        "a fresh server holds one listener and one epoll instance: {at_start:?}"
-    );
-    echo_many(&server, 1000, 64 * 1024, 0x5eed);
-    server.wait_for_closed(1000);
-    assert_eq!(
-        server.descriptors_above_stdio(),
-        at_start,
-        "after every client left, the server should hold only what it held at the start \
-         (its listener and epoll instance): a connection was not closed somewhere"
+    watched(
+        "a thousand clients at once get every byte back and nothing leaks",
+        || {
+            let mut server = start("epoll");
+            let at_start = server.descriptors_above_stdio();
+            let count = |kind: &str| at_start.iter().filter(|d| d.contains(kind)).count();
+            assert_eq!(
+                (count("socket:"), count("anon_inode:[eventpoll]")),
+                (1, 1),
+                "a fresh server holds one listener and one epoll instance: {at_start:?}"
+            );
+            echo_many(&server, 1000, 64 * 1024, 0x5eed);
+            server.wait_for_closed(1000);
+            assert_eq!(
+                server.descriptors_above_stdio(),
+                at_start,
+                "after every client left, the server should hold only what it held at the start \
+                 (its listener and epoll instance): a connection was not closed somewhere"
+            );
+        },
     );
 }
 
 #[test]
 fn every_backend_passes_the_shared_echo_server_checks() {
-    for backend in ["epoll", "poll", "select"] {
-        let mut server = start(backend);
-        clients::check_echo_server(&mut server);
-    }
+    watched("every backend passes the shared echo server checks", || {
+        for backend in ["epoll", "poll", "select"] {
+            let mut server = start(backend);
+            clients::check_echo_server(&mut server);
+        }
+    });
 }
 
 #[test]
 fn a_client_that_never_reads_does_not_grow_the_server_or_stall_others() {
-    const TOTAL: usize = 16 * 1024 * 1024;
-    let mut server = start("epoll");
-    let addr = server.addr;
-    let rss_before = vm_rss_kib(server.pid());
-    let hog = TcpStream::connect(addr).unwrap();
-    let mut hog_writer = hog.try_clone().unwrap();
-    let writer = thread::spawn(move || {
-        let pattern: Vec<u8> = (0..TOTAL).map(|i| (i % 251) as u8).collect();
-        hog_writer.write_all(&pattern).unwrap();
-        hog_writer.shutdown(Shutdown::Write).unwrap();
-    });
-    server.wait_for_line(
-        LIMIT,
-        "`reading paused` for the client that never reads",
-        |l| l.contains("reading paused"),
-    );
+    watched(
+        "a client that never reads does not grow the server or stall others",
+        || {
+            const TOTAL: usize = 16 * 1024 * 1024;
+            let mut server = start("epoll");
+            let addr = server.addr;
+            let rss_before = vm_rss_kib(server.pid());
+            let hog = TcpStream::connect(addr).unwrap();
+            let mut hog_writer = hog.try_clone().unwrap();
+            let writer = thread::spawn(move || {
+                let pattern: Vec<u8> = (0..TOTAL).map(|i| (i % 251) as u8).collect();
+                hog_writer.write_all(&pattern).unwrap();
+                hog_writer.shutdown(Shutdown::Write).unwrap();
+            });
+            server.wait_for_line(
+                LIMIT,
+                "`reading paused` for the client that never reads",
+                |l| l.contains("reading paused"),
+            );
 
-    // Others are still served while the hog's output is stuck.
-    within(
-        Duration::from_secs(5),
-        "a second client's echo while the first never reads",
-        move || {
-            let mut other = TcpStream::connect(addr).unwrap();
-            other.write_all(b"ping").unwrap();
-            let mut back = [0u8; 4];
-            other.read_exact(&mut back).unwrap();
-            assert_eq!(&back, b"ping");
+            // Others are still served while the hog's output is stuck.
+            within(
+                Duration::from_secs(5),
+                "a second client's echo while the first never reads",
+                move || {
+                    let mut other = TcpStream::connect(addr).unwrap();
+                    other.write_all(b"ping").unwrap();
+                    let mut back = [0u8; 4];
+                    other.read_exact(&mut back).unwrap();
+                    assert_eq!(&back, b"ping");
+                },
+            );
+            let rss_paused = vm_rss_kib(server.pid());
+            assert!(
+                rss_paused < rss_before + 8 * 1024,
+                "the server grew from {rss_before} KiB to {rss_paused} KiB while a client sent \
+                 without reading: it must stop reading that client when its buffer is full"
+            );
+
+            // Now read everything back: nothing may be lost.
+            let received = within(LIMIT, "the 16 MiB echo to be read back", move || {
+                let mut hog = hog;
+                let mut all = Vec::with_capacity(TOTAL);
+                hog.read_to_end(&mut all).unwrap();
+                all
+            });
+            writer.join().unwrap();
+            assert_eq!(received.len(), TOTAL, "every byte must come back");
+            assert!(
+                received
+                    .iter()
+                    .enumerate()
+                    .all(|(i, &b)| b == (i % 251) as u8),
+                "the echo must be byte-exact"
+            );
         },
-    );
-    let rss_paused = vm_rss_kib(server.pid());
-    assert!(
-        rss_paused < rss_before + 8 * 1024,
-        "the server grew from {rss_before} KiB to {rss_paused} KiB while a client sent \
-         without reading: it must stop reading that client when its buffer is full"
-    );
-
-    // Now read everything back: nothing may be lost.
-    let received = within(LIMIT, "the 16 MiB echo to be read back", move || {
-        let mut hog = hog;
-        let mut all = Vec::with_capacity(TOTAL);
-        hog.read_to_end(&mut all).unwrap();
-        all
-    });
-    writer.join().unwrap();
-    assert_eq!(received.len(), TOTAL, "every byte must come back");
-    assert!(
-        received
-            .iter()
-            .enumerate()
-            .all(|(i, &b)| b == (i % 251) as u8),
-        "the echo must be byte-exact"
     );
 }
 
 #[test]
 fn resets_and_half_closes_end_only_their_own_connection() {
-    let mut server = start("epoll");
-    let addr = server.addr;
-    within(LIMIT, "resets and half-closes to be handled", move || {
-        let mut steady = TcpStream::connect(addr).unwrap();
-        for round in 0..20 {
-            clients::reset(addr, b"bye").unwrap();
-            let words = format!("round {round}");
-            let echo = clients::half_close(addr, words.as_bytes()).unwrap();
-            assert_eq!(
-                echo,
-                words.as_bytes(),
-                "a half-closed client must get its whole echo, then end of file"
+    watched(
+        "resets and half closes end only their own connection",
+        || {
+            let mut server = start("epoll");
+            let addr = server.addr;
+            within(LIMIT, "resets and half-closes to be handled", move || {
+                let mut steady = TcpStream::connect(addr).unwrap();
+                for round in 0..20 {
+                    clients::reset(addr, b"bye").unwrap();
+                    let words = format!("round {round}");
+                    let echo = clients::half_close(addr, words.as_bytes()).unwrap();
+                    assert_eq!(
+                        echo,
+                        words.as_bytes(),
+                        "a half-closed client must get its whole echo, then end of file"
+                    );
+                    // The long-lived client is still served.
+                    steady.write_all(b"ok").unwrap();
+                    let mut back = [0u8; 2];
+                    steady.read_exact(&mut back).unwrap();
+                    assert_eq!(&back, b"ok");
+                }
+            });
+            // 20 resets + 20 half-closes + the steady client, when it goes.
+            let log = server.wait_for_closed(41);
+            let resets = log.iter().filter(|l| l.contains("ECONNRESET")).count();
+            assert!(
+                resets > 0,
+                "the resets should show up as ECONNRESET in the log"
             );
-            // The long-lived client is still served.
-            steady.write_all(b"ok").unwrap();
-            let mut back = [0u8; 2];
-            steady.read_exact(&mut back).unwrap();
-            assert_eq!(&back, b"ok");
-        }
-    });
-    // 20 resets + 20 half-closes + the steady client, when it goes.
-    let log = server.wait_for_closed(41);
-    let resets = log.iter().filter(|l| l.contains("ECONNRESET")).count();
-    assert!(
-        resets > 0,
-        "the resets should show up as ECONNRESET in the log"
+        },
     );
 }
 
-/// Asks the server for its `stats:` line (SIGUSR1) and returns it. A
-/// signal landing just before the server enters its wait is only seen at
-/// the next signal (see `serve_on`): ask again until it answers.
+/// Asks the server for its `stats:` line (SIGUSR1) and returns it.
 fn stats(server: &mut ServerProcess) -> String {
-    let pid = Pid::from_raw(server.pid() as i32);
-    let mut asked = 0;
-    loop {
-        kill(pid, Signal::SIGUSR1).unwrap();
-        asked += 1;
-        if let Some(line) =
-            server.try_wait_for_line(Duration::from_millis(500), |l| l.starts_with("stats:"))
-        {
-            return line;
-        }
-        assert!(asked < 20, "no `stats:` line after {asked} SIGUSR1s");
-    }
+    server.signal_for_line(Signal::SIGUSR1, "stats:")
 }
 
 /// The server's wake-up count (returns from its wait with events so far).
@@ -187,22 +199,32 @@ fn wakeups(server: &mut ServerProcess) -> u64 {
 
 #[test]
 fn an_idle_server_sleeps_in_epoll_wait() {
-    let mut server = start("epoll");
-    let before = wakeups(&mut server);
-    // The measurement window: one idle second.
-    thread::sleep(Duration::from_secs(1));
-    let after = wakeups(&mut server);
-    assert!(
-        after - before <= 1,
-        "an idle server woke up {} times in one second: it should sleep in epoll_wait \
-         (is something registered for EPOLLOUT all the time, or a timeout of 0 used?)",
-        after - before
-    );
+    watched("an idle server sleeps in epoll wait", || {
+        let mut server = start("epoll");
+        let before = wakeups(&mut server);
+        // The measurement window: one idle second.
+        thread::sleep(Duration::from_secs(1));
+        let after = wakeups(&mut server);
+        assert!(
+            after - before <= 1,
+            "an idle server woke up {} times in one second: it should sleep in epoll_wait \
+             (is something registered for EPOLLOUT all the time, or a timeout of 0 used?)",
+            after - before
+        );
+    });
 }
 
-/// The state of the TCP socket `local` -> `remote` from /proc/net/tcp
-/// (`01` ESTABLISHED, `05` FIN_WAIT2, `08` CLOSE_WAIT, ...), if it exists.
-fn tcp_state(local: SocketAddr, remote: SocketAddr) -> Option<String> {
+/// One socket's line of /proc/net/tcp: its state (`01` ESTABLISHED, `08`
+/// CLOSE_WAIT, ...) and the bytes in its receive queue not yet read by the
+/// program.
+struct TcpRow {
+    state: String,
+    receive_queue: u64,
+}
+
+/// The TCP socket `local` -> `remote`, as the kernel lists it in
+/// /proc/net/tcp (tcp(7)), if it exists.
+fn tcp_row(local: SocketAddr, remote: SocketAddr) -> Option<TcpRow> {
     // /proc/net/tcp prints an IPv4 address as the 32-bit number in host
     // byte order, in hex, and the port in hex: 0100007F:1F90.
     let hex = |a: SocketAddr| match a.ip() {
@@ -213,31 +235,33 @@ fn tcp_state(local: SocketAddr, remote: SocketAddr) -> Option<String> {
     let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
     table.lines().skip(1).find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        (fields.get(1) == Some(&local.as_str()) && fields.get(2) == Some(&remote.as_str()))
-            .then(|| fields[3].to_string())
+        if fields.get(1) != Some(&local.as_str()) || fields.get(2) != Some(&remote.as_str()) {
+            return None;
+        }
+        // tx_queue:rx_queue, both in hex.
+        let (_, rx) = fields.get(4)?.split_once(':')?;
+        Some(TcpRow {
+            state: fields[3].to_string(),
+            receive_queue: u64::from_str_radix(rx, 16).ok()?,
+        })
     })
 }
 
-/// Waits until the kernel has put the server's side of `client` into
-/// CLOSE_WAIT: the client's FIN has arrived there (whether or not the server
-/// has read up to it).
-fn wait_for_fin_at_server(server_addr: SocketAddr, client: &TcpStream) {
+/// Waits until `done` holds for the kernel's view of the server's end of
+/// `client`'s connection, and panics with `expected` after 5 s. The states
+/// it waits for come within microseconds on loopback; nothing here depends
+/// on how long they take.
+fn wait_for_server_end(
+    server_addr: SocketAddr,
+    client: &TcpStream,
+    expected: &str,
+    done: impl Fn(&TcpRow) -> bool,
+) {
     let client_addr = client.local_addr().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let state = tcp_state(server_addr, client_addr);
-        if state.as_deref() == Some("08") {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the client's FIN did not reach the server's socket within 5 s (its state is \
-             {state:?}, not 08 = CLOSE_WAIT): the test sent more than the server's receive \
-             buffer holds after it paused, so the FIN waits behind the data"
-        );
-        // Polling a kernel state that changes within microseconds on
-        // loopback; nothing here depends on how long it takes.
-        thread::sleep(Duration::from_millis(1));
+    while !tcp_row(server_addr, client_addr).is_some_and(|row| done(&row)) {
+        assert!(Instant::now() < deadline, "waited 5 s for {expected}");
+        thread::sleep(Duration::from_micros(200));
     }
 }
 
@@ -246,40 +270,54 @@ fn pattern_byte(offset: u64) -> u8 {
     (offset % 251) as u8
 }
 
-/// Connects a client that writes (never reading) until the server logs
+/// Connects a client that writes, never reading, until the server logs
 /// `reading paused` for it, and returns it with the number of bytes sent.
-/// It writes 16 KiB at a time and looks at the log after every write, so it
-/// stops soon after the pause: what it sent after the pause must fit in the
-/// server's receive buffer, or a later FIN would wait behind it.
+///
+/// It writes 32 KiB, then waits until the kernel shows that the server has
+/// read all of it (or has paused) before the next 32 KiB. So when the
+/// server pauses, at most those 32 KiB wait unread in its receive buffer,
+/// which has room for more (its window starts at 64 KiB and more): a FIN
+/// sent next is not stuck behind data. (Before it pauses, the server fills
+/// its send buffer, which the kernel may grow to 4 MiB: that many bytes go
+/// through first.)
 fn fill_until_paused(server: &mut ServerProcess) -> (TcpStream, u64) {
-    let mut client = TcpStream::connect(server.addr).unwrap();
-    client.set_nonblocking(true).unwrap();
+    let addr = server.addr;
+    let mut client = TcpStream::connect(addr).unwrap();
     let mut sent: u64 = 0;
-    let mut chunk = vec![0u8; 16 * 1024];
-    let deadline = Instant::now() + LIMIT;
+    let mut chunk = vec![0u8; 32 * 1024];
+    let deadline = Instant::now() + Duration::from_secs(60);
     let paused = |l: &str| l.contains("reading paused");
     loop {
         for (i, byte) in chunk.iter_mut().enumerate() {
             *byte = pattern_byte(sent + i as u64);
         }
-        let wait = match client.write(&chunk) {
-            Ok(n) => {
-                sent += n as u64;
-                Duration::ZERO
+        // A blocking write: the server is reading (it has not paused), and
+        // the chunk fits the socket buffers.
+        client.write_all(&chunk).unwrap();
+        sent += chunk.len() as u64;
+        loop {
+            if server.try_wait_for_line(Duration::ZERO, paused).is_some() {
+                return (client, sent);
             }
-            // Every buffer between us and the server is full: the server
-            // must be about to say it paused.
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Duration::from_millis(100),
-            Err(e) => panic!("the filling client's write failed: {e}"),
-        };
-        if server.try_wait_for_line(wait, paused).is_some() {
-            return (client, sent);
+            // Only the server's side: the client's send queue also counts
+            // bytes the server's kernel has not acknowledged yet, and
+            // acknowledgements may be delayed by up to 40 ms.
+            let client_addr = client.local_addr().unwrap();
+            let read_it_all = matches!(
+                tcp_row(addr, client_addr),
+                Some(server_end) if server_end.receive_queue == 0
+            );
+            if read_it_all {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server neither read the client's data nor logged `reading paused` \
+                 ({sent} bytes sent): it must read, or stop reading when a connection's \
+                 buffer is full and say so"
+            );
+            thread::sleep(Duration::from_micros(200));
         }
-        assert!(
-            Instant::now() < deadline,
-            "the server never logged `reading paused` for a client that sent {sent} bytes \
-             without reading: it must stop reading when a connection's buffer is full"
-        );
     }
 }
 
@@ -323,7 +361,13 @@ fn a_paused_client_that_half_closes_does_not_make_the_server_spin(backend: &str)
     let addr = server.addr;
     let (paused, sent) = fill_until_paused(&mut server);
     paused.shutdown(Shutdown::Write).unwrap();
-    wait_for_fin_at_server(addr, &paused);
+    // 08 = CLOSE_WAIT: the FIN is in the server's socket, unread.
+    wait_for_server_end(
+        addr,
+        &paused,
+        "the client's FIN to reach the server's socket (state 08, CLOSE_WAIT)",
+        |server_end| server_end.state == "08",
+    );
 
     let before = wakeups(&mut server);
     // The measurement window: one second in which nothing happens.
@@ -372,17 +416,32 @@ fn a_paused_client_that_half_closes_does_not_make_the_server_spin(backend: &str)
 
 #[test]
 fn epoll_a_paused_client_that_half_closes_does_not_make_the_server_spin() {
-    a_paused_client_that_half_closes_does_not_make_the_server_spin("epoll");
+    watched(
+        "epoll a paused client that half closes does not make the server spin",
+        || {
+            a_paused_client_that_half_closes_does_not_make_the_server_spin("epoll");
+        },
+    );
 }
 
 #[test]
 fn poll_a_paused_client_that_half_closes_does_not_make_the_server_spin() {
-    a_paused_client_that_half_closes_does_not_make_the_server_spin("poll");
+    watched(
+        "poll a paused client that half closes does not make the server spin",
+        || {
+            a_paused_client_that_half_closes_does_not_make_the_server_spin("poll");
+        },
+    );
 }
 
 #[test]
 fn select_a_paused_client_that_half_closes_does_not_make_the_server_spin() {
-    a_paused_client_that_half_closes_does_not_make_the_server_spin("select");
+    watched(
+        "select a paused client that half closes does not make the server spin",
+        || {
+            a_paused_client_that_half_closes_does_not_make_the_server_spin("select");
+        },
+    );
 }
 
 /// Lowers the server's limit on open descriptors (RLIMIT_NOFILE, soft and
@@ -484,15 +543,30 @@ fn out_of_descriptors_the_server_neither_spins_nor_stops(backend: &str) {
 
 #[test]
 fn epoll_out_of_descriptors_the_server_neither_spins_nor_stops() {
-    out_of_descriptors_the_server_neither_spins_nor_stops("epoll");
+    watched(
+        "epoll out of descriptors the server neither spins nor stops",
+        || {
+            out_of_descriptors_the_server_neither_spins_nor_stops("epoll");
+        },
+    );
 }
 
 #[test]
 fn poll_out_of_descriptors_the_server_neither_spins_nor_stops() {
-    out_of_descriptors_the_server_neither_spins_nor_stops("poll");
+    watched(
+        "poll out of descriptors the server neither spins nor stops",
+        || {
+            out_of_descriptors_the_server_neither_spins_nor_stops("poll");
+        },
+    );
 }
 
 #[test]
 fn select_out_of_descriptors_the_server_neither_spins_nor_stops() {
-    out_of_descriptors_the_server_neither_spins_nor_stops("select");
+    watched(
+        "select out of descriptors the server neither spins nor stops",
+        || {
+            out_of_descriptors_the_server_neither_spins_nor_stops("select");
+        },
+    );
 }

@@ -124,6 +124,30 @@ impl ServerProcess {
         }
     }
 
+    /// Sends `signal` to the server and returns the first line it then logs
+    /// that starts with `prefix` (e.g. SIGUSR1 and `stats:`). A signal that
+    /// lands just before a server enters its wait may be seen only at the
+    /// next one, so it is sent again every 500 ms, up to 20 times; panics
+    /// if no such line comes.
+    pub fn signal_for_line(&mut self, signal: nix::sys::signal::Signal, prefix: &str) -> String {
+        use nix::sys::signal::kill;
+        use nix::unistd::Pid;
+        let pid = Pid::from_raw(self.pid() as i32);
+        for _ in 0..20 {
+            kill(pid, signal).expect("signal the server");
+            let line =
+                self.try_wait_for_line(Duration::from_millis(500), |l| l.starts_with(prefix));
+            if let Some(line) = line {
+                return line;
+            }
+        }
+        panic!(
+            "sent {signal:?} 20 times, and the server logged no line starting with {prefix:?}; \
+             its log so far:\n{}",
+            self.log.join("\n")
+        )
+    }
+
     /// Every line the server has logged so far (the first is the address).
     pub fn log(&mut self) -> &[String] {
         while let Ok(line) = self.lines.try_recv() {
