@@ -56,7 +56,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     /// A correct write_all finishes each test in well under 0.1 s.
-    const LIMIT: Duration = Duration::from_secs(3);
+    const LIMIT: Duration = Duration::from_secs(2);
 
     /// A signal whose handler does nothing: its only effect is to interrupt
     /// a system call the thread is sleeping in. Installed without
@@ -75,19 +75,17 @@ mod tests {
         unsafe { sigaction(INTERRUPT, &action) }.unwrap();
     }
 
-    /// Whether thread `tid` sleeps in a system call, other than futex (the
-    /// wait for a lock another thread holds). For a thread that sleeps in
-    /// the kernel, /proc/self/task/TID/syscall starts with the number of the
-    /// call; otherwise it says "running" (proc_pid_syscall(5)).
-    fn asleep_in_a_call(tid: Pid) -> bool {
-        let Ok(syscall) = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")) else {
-            return false;
-        };
-        let number: Option<nix::libc::c_long> = syscall
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.parse().ok());
-        matches!(number, Some(n) if n >= 0 && n != nix::libc::SYS_futex)
+    /// The system call thread `tid` sleeps in, if it sleeps in one: its
+    /// state is 'S', an interruptible sleep (/proc/self/task/TID/stat), and
+    /// /proc/self/task/TID/syscall starts with the call's number
+    /// (proc_pid_stat(5), proc_pid_syscall(5)). A wait for a lock another
+    /// thread holds (futex) does not count.
+    fn sleeping_in(tid: Pid) -> Option<nix::libc::c_long> {
+        let syscall = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
+        let number: nix::libc::c_long = syscall.split_whitespace().next()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+        let state = stat[stat.rfind(')')? + 1..].trim_start().chars().next()?;
+        (state == 'S' && number >= 0 && number != nix::libc::SYS_futex).then_some(number)
     }
 
     /// Runs `write_all(writer, data)` on its own thread while nobody reads,
@@ -113,11 +111,11 @@ mod tests {
         let (pthread, tid) = ids.recv().unwrap();
         for _ in 0..interruptions {
             // Wait (without sleeping ourselves) until the writer sleeps in
-            // the kernel, or has finished (or 2 s have passed: it spins).
+            // the kernel, or has finished (or 1 s has passed: it spins).
             let start = Instant::now();
             while !writing.is_finished()
-                && !asleep_in_a_call(tid)
-                && start.elapsed() < Duration::from_secs(2)
+                && sleeping_in(tid).is_none()
+                && start.elapsed() < Duration::from_secs(1)
             {
                 thread::yield_now();
             }
