@@ -131,24 +131,22 @@ mod tests {
         unsafe { sigaction(INTERRUPT, &action) }.unwrap();
     }
 
-    /// Whether thread `tid` sleeps in a system call, other than futex (the
-    /// wait for a lock another thread holds). For a thread that sleeps in
-    /// the kernel, /proc/self/task/TID/syscall starts with the number of the
-    /// call; otherwise it says "running" (proc_pid_syscall(5)).
-    fn asleep_in_a_call(tid: Pid) -> bool {
-        let Ok(syscall) = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")) else {
-            return false;
-        };
-        let number: Option<nix::libc::c_long> = syscall
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.parse().ok());
-        matches!(number, Some(n) if n >= 0 && n != nix::libc::SYS_futex)
+    /// The system call thread `tid` sleeps in, if it sleeps in one: its
+    /// state is 'S', an interruptible sleep (/proc/self/task/TID/stat), and
+    /// /proc/self/task/TID/syscall starts with the call's number
+    /// (proc_pid_stat(5), proc_pid_syscall(5)). A wait for a lock another
+    /// thread holds (futex) does not count.
+    fn sleeping_in(tid: Pid) -> Option<nix::libc::c_long> {
+        let syscall = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
+        let number: nix::libc::c_long = syscall.split_whitespace().next()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+        let state = stat[stat.rfind(')')? + 1..].trim_start().chars().next()?;
+        (state == 'S' && number >= 0 && number != nix::libc::SYS_futex).then_some(number)
     }
 
     /// Starts a thread that watches a quiet socket with `wait(None)`, and
     /// waits (without sleeping) until that thread sleeps in the kernel, has
-    /// returned, or 2 s have passed (it spins). Returns the thread, its ids, the watched socket's
+    /// returned, or 1 s has passed (it spins). Returns the thread, its ids, the watched socket's
     /// number and the peer (keep it: dropping it makes the socket readable).
     #[allow(clippy::type_complexity)]
     fn start_waiting() -> (
@@ -172,8 +170,8 @@ mod tests {
         let (pthread, tid) = ids.recv().unwrap();
         let start = Instant::now();
         while !waiter.is_finished()
-            && !asleep_in_a_call(tid)
-            && start.elapsed() < Duration::from_secs(2)
+            && sleeping_in(tid).is_none()
+            && start.elapsed() < Duration::from_secs(1)
         {
             thread::yield_now();
         }
