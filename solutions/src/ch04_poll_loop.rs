@@ -18,8 +18,9 @@
 //! - read a source only when poll said so (any bit in its `revents`), once
 //!   per poll: the sources are blocking, so reading one that is not ready
 //!   would hang;
-//! - a source is done when a read returns 0: take it out of the array
-//!   (and close it) so poll is never asked about it again;
+//! - a source is done when a read returns 0: take it out of the array and
+//!   close it at once, so poll is never asked about it again and no
+//!   descriptor is held for nothing;
 //! - use `lab_kit::trace::poll` and `lab_kit::trace::read` (they behave
 //!   like nix's and count the calls, which the tests check);
 //! - a call interrupted by a signal (EINTR): make it again (poll again);
@@ -96,11 +97,11 @@ mod tests {
     use nix::unistd::Pid;
 
     /// A correct read_all finishes each test in well under 0.1 s.
-    const LIMIT: Duration = Duration::from_secs(3);
+    const LIMIT: Duration = Duration::from_secs(2);
 
     /// How long a test waits for read_all to fall asleep in poll (a correct
     /// one does within microseconds) before it gives up.
-    const ASLEEP_WITHIN: Duration = Duration::from_secs(2);
+    const ASLEEP_WITHIN: Duration = Duration::from_secs(1);
 
     /// Pipes whose writers already wrote `contents[i]` and closed.
     fn finished_pipes(contents: &[&[u8]]) -> Vec<OwnedFd> {
@@ -152,20 +153,24 @@ mod tests {
         unsafe { sigaction(INTERRUPT, &action) }.unwrap();
     }
 
-    /// Whether thread `tid` sleeps in a system call, other than futex (the
-    /// wait for a lock another thread holds). For a thread that sleeps in
-    /// the kernel, /proc/self/task/TID/syscall starts with the number of the
-    /// call; otherwise it says "running" (proc_pid_syscall(5)).
-    fn asleep_in_a_call(tid: Pid) -> bool {
-        let Ok(syscall) = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")) else {
-            return false;
-        };
-        let number: Option<nix::libc::c_long> = syscall
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.parse().ok());
-        matches!(number, Some(n) if n >= 0 && n != nix::libc::SYS_futex)
+    /// The system call thread `tid` sleeps in, if it sleeps in one: its
+    /// state is 'S', an interruptible sleep (/proc/self/task/TID/stat), and
+    /// /proc/self/task/TID/syscall starts with the call's number
+    /// (proc_pid_stat(5), proc_pid_syscall(5)). A wait for a lock another
+    /// thread holds (futex) does not count.
+    fn sleeping_in(tid: Pid) -> Option<nix::libc::c_long> {
+        let syscall = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
+        let number: nix::libc::c_long = syscall.split_whitespace().next()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+        let state = stat[stat.rfind(')')? + 1..].trim_start().chars().next()?;
+        (state == 'S' && number >= 0 && number != nix::libc::SYS_futex).then_some(number)
     }
+
+    /// Why read_all must never sleep in read.
+    const IN_READ: &str = "read_all sleeps in read(2) on a source that has nothing to \
+        read yet. Read a source only when poll reported it (a non-zero revents), and only \
+        once per poll: the sources are blocking, so such a read sleeps until that source's \
+        writer writes or closes, and meanwhile nobody serves the others";
 
     /// read_all running on its own thread.
     struct Reader {
@@ -191,21 +196,34 @@ mod tests {
     }
 
     impl Reader {
-        /// Waits (without sleeping) until read_all sleeps in the kernel.
-        /// False if it returned instead, or never slept within
-        /// ASLEEP_WITHIN (it is spinning).
-        fn wait_until_asleep(&self) -> bool {
+        /// Waits (without sleeping) until read_all sleeps in poll, and
+        /// fails at once if it sleeps in read instead. False if it returned,
+        /// or never slept within ASLEEP_WITHIN (it is spinning).
+        fn wait_until_asleep_in_poll(&self) -> bool {
             let start = Instant::now();
             while start.elapsed() < ASLEEP_WITHIN {
                 if self.thread.is_finished() {
                     return false;
                 }
-                if asleep_in_a_call(self.tid) {
-                    return true;
+                match sleeping_in(self.tid) {
+                    Some(call) if call == nix::libc::SYS_read => panic!("{IN_READ}"),
+                    Some(_) => return true,
+                    None => thread::yield_now(),
+                }
+            }
+            false
+        }
+
+        /// Waits (without sleeping) until read_all returns, and fails at
+        /// once if it sleeps in read meanwhile.
+        fn finish_never_in_read(self) -> io::Result<Vec<Vec<u8>>> {
+            while !self.thread.is_finished() {
+                if sleeping_in(self.tid) == Some(nix::libc::SYS_read) {
+                    panic!("{IN_READ}");
                 }
                 thread::yield_now();
             }
-            false
+            self.finish()
         }
 
         fn finish(self) -> io::Result<Vec<Vec<u8>>> {
@@ -274,7 +292,7 @@ mod tests {
                 let (r, w) = nix::unistd::pipe().expect("pipe");
                 let reader = start_reading(vec![r]);
                 // The writer writes only once read_all sleeps, waiting for it.
-                let asleep = reader.wait_until_asleep();
+                let asleep = reader.wait_until_asleep_in_poll();
                 if asleep {
                     nix::unistd::write(&w, b"late").expect("write");
                 }
@@ -307,7 +325,7 @@ mod tests {
                 let mut sources = finished_pipes(&[b"", b"early"]);
                 sources.insert(1, late);
                 let reader = start_reading(sources);
-                let asleep = reader.wait_until_asleep();
+                let asleep = reader.wait_until_asleep_in_poll();
                 if asleep {
                     nix::unistd::write(&w, b"late").expect("write");
                 }
@@ -329,6 +347,40 @@ mod tests {
             &[b"", b"late", b"early"],
             "sources 0 and 2 had ended before source 1 got \"late\"",
         );
+    }
+
+    #[test]
+    fn an_ended_source_is_closed_at_once() {
+        let (asleep, closed, got) = within(
+            LIMIT,
+            "read_all to return once both sources have ended",
+            || {
+                // Source 0: a socket whose peer shuts down its side at once.
+                let (peer, conn) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+                peer.shutdown(std::net::Shutdown::Write).expect("shutdown");
+                peer.set_nonblocking(true).expect("O_NONBLOCK");
+                // Source 1: a pipe whose writer stays until the check is done.
+                let (late, w) = nix::unistd::pipe().expect("pipe");
+                let reader = start_reading(vec![conn.into(), late]);
+                let asleep = reader.wait_until_asleep_in_poll();
+                // read_all sleeps in poll, so it has handled source 0's end of
+                // file. If it closed that socket, the peer reads end of file
+                // too; if not, its read finds nothing yet (EAGAIN).
+                let closed = nix::unistd::read(&peer, &mut [0u8; 8]) == Ok(0);
+                drop(w);
+                (asleep, closed, reader.finish())
+            },
+        );
+        assert!(asleep, "{NEVER_ASLEEP}");
+        assert!(
+            closed,
+            "source 0 had ended (its read returned 0) and read_all went on waiting for \
+             source 1, but source 0 was still open: its peer could not read end of file. \
+             Close a source as soon as it ends (take its OwnedFd out of the array and let \
+             it drop), not when read_all returns: a server that waits for that leaks a \
+             descriptor per finished connection"
+        );
+        check(got, &[b"", b""], "two sources that end without sending");
     }
 
     #[test]
@@ -362,7 +414,7 @@ mod tests {
                     writer_b.join().expect("writer thread");
                     drop((wa, wc));
                 });
-                let got = read_all(vec![a, b, c]);
+                let got = start_reading(vec![a, b, c]).finish_never_in_read();
                 closer.join().expect("closer thread");
                 (got, b_data)
             },
@@ -419,11 +471,11 @@ mod tests {
             || {
                 let (r, w) = nix::unistd::pipe().expect("pipe");
                 let reader = start_reading(vec![r]);
-                let mut asleep = reader.wait_until_asleep();
+                let mut asleep = reader.wait_until_asleep_in_poll();
                 if asleep {
                     // Interrupt the poll; read_all should poll again.
                     let _ = pthread_kill(reader.pthread, INTERRUPT);
-                    asleep = reader.wait_until_asleep();
+                    asleep = reader.wait_until_asleep_in_poll();
                     if asleep {
                         nix::unistd::write(&w, b"late").expect("write");
                     }
