@@ -1,10 +1,12 @@
 //! # Chapter 01, exercise 1: write every byte
 //!
-//! Read first: the book's chapter 01 ("The code": `write_all`), the RETURN
-//! VALUE section of [write(2)](https://man7.org/linux/man-pages/man2/write.2.html)
-//! ("the number of bytes written may be less than count"), and
-//! "Interruption of system calls and library functions by signal handlers"
-//! in [signal(7)](https://man7.org/linux/man-pages/man7/signal.7.html).
+//! Read first: the book's chapter 01 ("The kernel's view" and "Pitfalls").
+//!
+//! Then the RETURN VALUE section of
+//! [write(2)](https://man7.org/linux/man-pages/man2/write.2.html) ("the
+//! number of bytes written may be less than count"), and "Interruption of
+//! system calls and library functions by signal handlers" in
+//! [signal(7)](https://man7.org/linux/man-pages/man7/signal.7.html).
 //!
 //! One `write` on a blocking socket sleeps while the socket's send buffer is
 //! full. If a signal handler runs during that sleep, the call ends early:
@@ -43,13 +45,18 @@ pub fn write_all(fd: impl AsFd, data: &[u8]) -> nix::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lab_kit::trace::bytes;
     use lab_kit::watchdog::within;
     use nix::sys::pthread::{Pthread, pthread_kill, pthread_self};
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    use nix::unistd::Pid;
     use std::io::Read;
     use std::os::unix::net::UnixStream;
     use std::thread;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
+
+    /// A correct write_all finishes each test in well under 0.1 s.
+    const LIMIT: Duration = Duration::from_secs(2);
 
     /// A signal whose handler does nothing: its only effect is to interrupt
     /// a system call the thread is sleeping in. Installed without
@@ -68,12 +75,17 @@ mod tests {
         unsafe { sigaction(INTERRUPT, &action) }.unwrap();
     }
 
-    /// The scheduler state of thread `tid` ('R' running, 'S' asleep in the
-    /// kernel, ...), from /proc/self/task/TID/stat (proc_pid_stat(5)).
-    fn state_of(tid: nix::unistd::Pid) -> Option<char> {
+    /// The system call thread `tid` sleeps in, if it sleeps in one: its
+    /// state is 'S', an interruptible sleep (/proc/self/task/TID/stat), and
+    /// /proc/self/task/TID/syscall starts with the call's number
+    /// (proc_pid_stat(5), proc_pid_syscall(5)). A wait for a lock another
+    /// thread holds (futex) does not count.
+    fn sleeping_in(tid: Pid) -> Option<nix::libc::c_long> {
+        let syscall = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
+        let number: nix::libc::c_long = syscall.split_whitespace().next()?.parse().ok()?;
         let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
-        let after_name = &stat[stat.rfind(')')? + 1..];
-        after_name.trim_start().chars().next()
+        let state = stat[stat.rfind(')')? + 1..].trim_start().chars().next()?;
+        (state == 'S' && number >= 0 && number != nix::libc::SYS_futex).then_some(number)
     }
 
     /// Runs `write_all(writer, data)` on its own thread while nobody reads,
@@ -87,10 +99,7 @@ mod tests {
     fn write_all_interrupted(data: Vec<u8>, interruptions: usize) -> (nix::Result<()>, Vec<u8>) {
         install_handler();
         let (mut reader, writer) = UnixStream::pair().unwrap();
-        reader
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let (ids_send, ids) = std::sync::mpsc::channel::<(Pthread, nix::unistd::Pid)>();
+        let (ids_send, ids) = std::sync::mpsc::channel::<(Pthread, Pid)>();
         let writing = thread::spawn(move || {
             ids_send
                 .send((pthread_self(), nix::unistd::gettid()))
@@ -102,23 +111,28 @@ mod tests {
         let (pthread, tid) = ids.recv().unwrap();
         for _ in 0..interruptions {
             // Wait (without sleeping ourselves) until the writer sleeps in
-            // the kernel, or has finished.
-            while !writing.is_finished() && state_of(tid) != Some('S') {
+            // the kernel, or has finished (or 1 s has passed: it spins).
+            let start = Instant::now();
+            while !writing.is_finished()
+                && sleeping_in(tid).is_none()
+                && start.elapsed() < Duration::from_secs(1)
+            {
                 thread::yield_now();
             }
             if writing.is_finished() {
                 break;
             }
             let _ = pthread_kill(pthread, INTERRUPT);
-            // pthread_kill has woken the writer (its state is no longer 'S')
-            // by the time it returns, so the next 'S' is a new sleep.
+            // pthread_kill has woken the writer by the time it returns, so
+            // the next sleep seen is a new one.
         }
         let mut received = Vec::new();
-        let read = reader.read_to_end(&mut received);
+        // Reads until the writer's end is closed, that is until write_all
+        // returns (a write_all that never returns is the watchdog's job).
+        reader.read_to_end(&mut received).unwrap();
         let result = writing
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        read.expect("reading what write_all sent (5 s read timeout)");
         (result, received)
     }
 
@@ -126,34 +140,45 @@ mod tests {
         (0..len).map(|i| (i % 251) as u8).collect()
     }
 
+    /// Where two byte strings first differ, for a message.
+    fn first_difference(got: &[u8], sent: &[u8]) -> usize {
+        got.iter()
+            .zip(sent)
+            .position(|(g, s)| g != s)
+            .unwrap_or(got.len().min(sent.len()))
+    }
+
     #[test]
     fn writes_a_small_buffer() {
-        let (mut reader, writer) = UnixStream::pair().unwrap();
-        let result = within(
-            Duration::from_secs(5),
-            "write_all of 5 bytes to an empty socket to return at once",
+        let (result, received) = within(
+            LIMIT,
+            "write_all of 5 bytes to an empty socket to return at once \
+             (if it loops: stop once every byte is written)",
             move || {
+                let (mut reader, writer) = UnixStream::pair().unwrap();
                 let result = write_all(&writer, b"hello");
                 drop(writer);
-                result
+                let mut received = Vec::new();
+                reader.read_to_end(&mut received).unwrap();
+                (result, received)
             },
         );
         assert_eq!(result, Ok(()), "write_all(b\"hello\") should succeed");
-        let mut received = Vec::new();
-        reader.read_to_end(&mut received).unwrap();
-        assert_eq!(
-            received, b"hello",
-            "the reader should get exactly \"hello\""
+        assert!(
+            received == b"hello",
+            "the reader got {} instead of \"hello\"",
+            bytes(&received)
         );
     }
 
     #[test]
     fn keeps_writing_after_a_short_write() {
-        let data = pattern(1024 * 1024);
         let (result, received) = within(
-            Duration::from_secs(20),
-            "write_all of 1 MiB, interrupted once, to finish once the reader drains the socket",
-            move || write_all_interrupted(data, 1),
+            LIMIT,
+            "write_all of 1 MiB, interrupted once, to finish once the reader drains the \
+             socket. If it never finishes, it keeps writing: after a short write of n \
+             bytes, go on with the rest, data[n..], and stop when nothing is left",
+            move || write_all_interrupted(pattern(1024 * 1024), 1),
         );
         let sent = pattern(1024 * 1024);
         assert_eq!(
@@ -172,20 +197,23 @@ mod tests {
         );
         assert!(
             received == sent,
-            "the reader got {} bytes, as many as were sent, but not the same ones: \
-             after a short write of n bytes, go on with data[n..]",
-            received.len()
+            "the reader got {} bytes, as many as were sent, but not the same ones (first \
+             difference at byte {}): after a short write of n bytes, the first n are \
+             sent; go on with data[n..], the bytes after them",
+            received.len(),
+            first_difference(&received, &sent)
         );
     }
 
     #[test]
     fn retries_eintr() {
-        let data = pattern(1024 * 1024);
         let (result, received) = within(
-            Duration::from_secs(20),
-            "write_all of 1 MiB, interrupted three times, to finish once the reader drains the socket",
-            move || write_all_interrupted(data, 3),
+            LIMIT,
+            "write_all of 1 MiB, interrupted three times, to finish once the reader drains \
+             the socket",
+            move || write_all_interrupted(pattern(1024 * 1024), 3),
         );
+        let sent = pattern(1024 * 1024);
         assert_eq!(
             result,
             Ok(()),
@@ -194,22 +222,27 @@ mod tests {
              was written: that is no reason to give up. Retry the same write on EINTR."
         );
         assert!(
-            received == pattern(1024 * 1024),
-            "write_all returned Ok but the reader got {} of {} bytes (or different ones)",
+            received == sent,
+            "write_all returned Ok but the reader got {} of {} bytes (first difference at \
+             byte {}). EINTR means that write queued nothing: make the same call again, \
+             don't return Ok before every byte is written",
             received.len(),
-            1024 * 1024
+            sent.len(),
+            first_difference(&received, &sent)
         );
     }
 
     #[test]
     fn returns_other_errors() {
-        let (reader, writer) = UnixStream::pair().unwrap();
-        drop(reader);
         let result = within(
-            Duration::from_secs(5),
+            LIMIT,
             "write_all to a socket whose peer is gone to return an error at once, \
              not to retry forever (only EINTR is worth retrying)",
-            move || write_all(&writer, b"nobody is listening"),
+            move || {
+                let (reader, writer) = UnixStream::pair().unwrap();
+                drop(reader);
+                write_all(&writer, b"nobody is listening")
+            },
         );
         assert_eq!(
             result,

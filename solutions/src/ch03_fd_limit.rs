@@ -1,8 +1,10 @@
 //! # Chapter 03, exercise 2: FD_SETSIZE, refused politely
 //!
-//! Read first: the book's chapter 03 ("FD_SETSIZE" and "Pitfalls"), and in
-//! [select(2)](https://man7.org/linux/man-pages/man2/select.2.html) the
-//! WARNING under DESCRIPTION ("select() can monitor only file descriptors
+//! Read first: the book's chapter 03 ("FD_SETSIZE: descriptor 1024 is refused, without a panic"
+//! and "Pitfalls").
+//!
+//! Then, in [select(2)](https://man7.org/linux/man-pages/man2/select.2.html),
+//! the WARNING under DESCRIPTION ("select() can monitor only file descriptors
 //! numbers that are less than FD_SETSIZE (1024)") and BUGS.
 //! Run `cargo run -p ch03-select -- fd-setsize` to see the limit.
 //!
@@ -12,8 +14,10 @@
 //! bit would write past the end of the set), so code that may meet one must
 //! check first and return an error. Write:
 //! - [`fits_in_fd_set`]: does descriptor `fd` have a bit?
-//! - [`read_set`]: the read set and `nfds` for a list of descriptors, or
-//!   [`TooHigh`] (never a panic) if one of them has no bit.
+//! - [`read_set`]: the read set and `nfds` (the highest descriptor + 1, 0
+//!   for an empty list) for a list of descriptors in any order, or
+//!   [`TooHigh`] (never a panic) naming the first descriptor in the list
+//!   that has no bit.
 //!
 //! Check with `cargo lab check ch03_fd_limit`.
 
@@ -33,7 +37,7 @@ impl fmt::Display for TooHigh {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "fd {} is not below FD_SETSIZE ({FD_SETSIZE}): select cannot watch it; use poll or epoll",
+            "fd {} is not below FD_SETSIZE ({FD_SETSIZE}): an fd_set has no bit for it; use poll or epoll",
             self.fd
         )
     }
@@ -78,10 +82,18 @@ mod tests {
     use super::*;
     use std::os::fd::{AsFd, OwnedFd};
     use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::time::Duration;
 
+    use lab_kit::watchdog::within;
     use nix::fcntl::{FcntlArg, fcntl};
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     use std::os::fd::FromRawFd;
+
+    /// These functions make no system call: microseconds.
+    const LIMIT: Duration = Duration::from_secs(2);
+
+    const NO_LOOP: &str = "fits_in_fd_set and read_set to return at once: one pass over \
+                           the list, no other loop";
 
     /// A pipe's read end duplicated onto the lowest free number >= `min`
     /// (fcntl F_DUPFD), after raising the soft RLIMIT_NOFILE if needed.
@@ -122,17 +134,20 @@ mod tests {
 
     #[test]
     fn which_numbers_have_a_bit() {
-        for (fd, fits) in [
+        let cases = [
             (0, true),
             (5, true),
             (1023, true),
             (1024, false),
             (5000, false),
             (-1, false),
-        ] {
+        ];
+        let answers = within(LIMIT, NO_LOOP, move || {
+            cases.map(|(fd, fits)| (fd, fits, fits_in_fd_set(fd)))
+        });
+        for (fd, fits, answer) in answers {
             assert_eq!(
-                fits_in_fd_set(fd),
-                fits,
+                answer, fits,
                 "fits_in_fd_set({fd}): an fd_set has bits 0 to FD_SETSIZE-1 = 1023, \
                  and no descriptor is negative"
             );
@@ -141,62 +156,109 @@ mod tests {
 
     #[test]
     fn nfds_is_the_highest_plus_one() {
-        let (a, b) = nix::unistd::pipe().expect("pipe");
-        let (c, _d) = nix::unistd::pipe().expect("pipe");
-        let watch = read_set_no_panic(&[a.as_fd(), c.as_fd()]).expect("small descriptors fit");
-        let highest = a.as_raw_fd().max(c.as_raw_fd());
-        assert_eq!(
-            watch.nfds,
-            highest + 1,
-            "nfds counts bits: to watch fd {highest}, select must look at bits 0..={highest}, \
-             so nfds = {}",
-            highest + 1
-        );
-        assert!(watch.set.contains(a.as_fd()) && watch.set.contains(c.as_fd()));
-        drop(b);
-        let empty = read_set_no_panic(&[]).expect("an empty list");
-        assert_eq!(empty.nfds, 0, "no descriptors: nfds = 0");
+        within(LIMIT, NO_LOOP, || {
+            let (a, _wa) = nix::unistd::pipe().expect("pipe");
+            let (c, _wc) = nix::unistd::pipe().expect("pipe");
+            let (low, high) = if a.as_raw_fd() < c.as_raw_fd() {
+                (a.as_fd(), c.as_fd())
+            } else {
+                (c.as_fd(), a.as_fd())
+            };
+            let (l, h) = (low.as_raw_fd(), high.as_raw_fd());
+            // Both orders: the highest is not always the last.
+            for (order, fds) in [("ascending", [low, high]), ("descending", [high, low])] {
+                let watch = read_set_no_panic(&fds).expect("small descriptors fit");
+                assert_eq!(
+                    watch.nfds,
+                    h + 1,
+                    "read_set of fds {:?} ({order}): nfds counts bits, so to watch fd {h} \
+                     select must look at bits 0..={h}: nfds = the highest + 1 = {}, \
+                     whatever the order of the list",
+                    fds.map(|fd| fd.as_raw_fd()),
+                    h + 1
+                );
+                assert!(
+                    watch.set.contains(low) && watch.set.contains(high),
+                    "read_set of fds {l} and {h}: both should be in the set"
+                );
+            }
+            let empty = read_set_no_panic(&[]).expect("an empty list");
+            assert_eq!(empty.nfds, 0, "no descriptors: nfds = 0");
+        });
     }
 
     #[test]
     fn a_set_select_can_use() {
-        let (r, w) = descriptor_at_least(1000);
+        let (n, readable, r) = within(
+            LIMIT,
+            "select with your set and nfds, and a zero timeout, to return at once",
+            || {
+                let (r, w) = descriptor_at_least(1000);
+                assert!(
+                    r.as_raw_fd() < 1024,
+                    "this test needs a free number in 1000..1024"
+                );
+                nix::unistd::write(&w, b"x").expect("write");
+                let (quiet, _w2) = nix::unistd::pipe().expect("pipe");
+                let mut watch =
+                    read_set_no_panic(&[r.as_fd(), quiet.as_fd()]).expect("fds below 1024 fit");
+                let mut zero = nix::sys::time::TimeVal::new(0, 0);
+                let n = nix::sys::select::select(watch.nfds, &mut watch.set, None, None, &mut zero)
+                    .expect("select");
+                (n, watch.set.contains(r.as_fd()), r.as_raw_fd())
+            },
+        );
         assert!(
-            r.as_raw_fd() < 1024,
-            "this test needs a free number in 1000..1024"
+            n == 1 && readable,
+            "select with your set and nfds should find fd {r} readable (it holds a byte); \
+             it found {n} ready"
         );
-        nix::unistd::write(&w, b"x").expect("write");
-        let (quiet, _w2) = nix::unistd::pipe().expect("pipe");
-        let mut watch = read_set_no_panic(&[quiet.as_fd(), r.as_fd()]).expect("fds below 1024 fit");
-        let mut zero = nix::sys::time::TimeVal::new(0, 0);
-        let n = nix::sys::select::select(watch.nfds, &mut watch.set, None, None, &mut zero)
-            .expect("select");
-        assert_eq!(
-            n,
-            1,
-            "select with your set and nfds should find fd {} readable (it holds a byte)",
-            r.as_raw_fd()
-        );
-        assert!(watch.set.contains(r.as_fd()));
     }
 
     #[test]
     fn descriptor_1024_is_refused_not_a_panic() {
-        let (high, _w) = descriptor_at_least(1024);
-        let (low, _w2) = nix::unistd::pipe().expect("pipe");
-        let result = read_set_no_panic(&[low.as_fd(), high.as_fd()]);
-        match result {
-            Err(TooHigh { fd }) => assert_eq!(
-                fd,
-                high.as_raw_fd(),
-                "TooHigh should name the descriptor that has no bit"
-            ),
-            Ok(watch) => panic!(
-                "read_set accepted fd {} (nfds {}): an fd_set has no bit for it, so select \
-                 could never watch it. Return Err(TooHigh {{ fd }})",
-                high.as_raw_fd(),
-                watch.nfds
-            ),
-        }
+        within(LIMIT, NO_LOOP, || {
+            let (high, _w) = descriptor_at_least(1024);
+            let (low, _w2) = nix::unistd::pipe().expect("pipe");
+            let result = read_set_no_panic(&[low.as_fd(), high.as_fd()]);
+            match result {
+                Err(TooHigh { fd }) => assert_eq!(
+                    fd,
+                    high.as_raw_fd(),
+                    "TooHigh should name the descriptor that has no bit"
+                ),
+                Ok(watch) => panic!(
+                    "read_set accepted fd {} (nfds {}): an fd_set has no bit for it, so this \
+                     set cannot hold it. Return Err(TooHigh {{ fd }})",
+                    high.as_raw_fd(),
+                    watch.nfds
+                ),
+            }
+        });
+    }
+
+    #[test]
+    fn the_first_descriptor_without_a_bit_is_named() {
+        within(LIMIT, NO_LOOP, || {
+            let (low, _w) = nix::unistd::pipe().expect("pipe");
+            let (first, _w1) = descriptor_at_least(1024);
+            let (second, _w2) = descriptor_at_least(first.as_raw_fd() + 1);
+            let fds = [low.as_fd(), first.as_fd(), second.as_fd()];
+            let numbers = fds.map(|fd| fd.as_raw_fd());
+            match read_set_no_panic(&fds) {
+                Err(TooHigh { fd }) => assert_eq!(
+                    fd,
+                    first.as_raw_fd(),
+                    "read_set of fds {numbers:?}: two have no bit; TooHigh should name the \
+                     first of them in the list, {}, and return as soon as it meets it",
+                    first.as_raw_fd()
+                ),
+                Ok(watch) => panic!(
+                    "read_set of fds {numbers:?} returned Ok (nfds {}): two of them have no \
+                     bit. Return Err(TooHigh {{ fd }})",
+                    watch.nfds
+                ),
+            }
+        });
     }
 }

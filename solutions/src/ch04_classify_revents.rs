@@ -1,14 +1,19 @@
 //! # Chapter 04, exercise 1: what did poll say?
 //!
-//! Read first: the book's chapter 04 ("events in, revents out" and
-//! "Pitfalls"), and in [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html)
+//! Read first: the book's chapter 04 ("events in, revents out",
+//! "Hang-ups nobody asked for", "A closed descriptor: POLLNVAL, not EBADF"
+//! and "Pitfalls").
+//!
+//! Then, in [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html),
 //! the description of `revents` and of POLLERR, POLLHUP and POLLNVAL ("This
 //! bit is always returned; it is ignored in events" for POLLERR/POLLHUP).
 //! Run `cargo run -p ch04-poll -- revents`, `-- hangup` and `-- closed-fd`.
 //!
 //! After a poll call, each `struct pollfd` holds two masks: `events`, the
 //! question you asked, and `revents`, the kernel's answer. Write
-//! [`classify`]: turn one entry's answer into a [`Readiness`].
+//! [`classify`]: turn one entry's answer into a [`Readiness`], each field
+//! from its own flag and only from it (POLLHUP alone does not make an entry
+//! readable, and POLLNVAL is `not_open`, not `error`).
 //!
 //! Check with `cargo lab check ch04_classify_revents`.
 
@@ -51,8 +56,16 @@ mod tests {
     use super::*;
     use std::os::fd::{AsFd, BorrowedFd, RawFd};
     use std::os::unix::net::UnixStream;
+    use std::time::Duration;
 
+    use lab_kit::watchdog::within;
     use nix::poll::{PollTimeout, poll};
+
+    /// classify makes no system call: microseconds.
+    const LIMIT: Duration = Duration::from_secs(2);
+
+    const NO_LOOP: &str = "poll with a zero timeout, then classify, to return at once \
+                           (classify only reads a mask: no loop, no call)";
 
     /// Polls one entry with timeout 0 and classifies it.
     fn poll_one(fd: BorrowedFd<'_>, events: PollFlags) -> (Readiness, PollFlags) {
@@ -64,10 +77,13 @@ mod tests {
 
     #[test]
     fn nothing_polled_yet_means_nothing_ready() {
-        let (a, _peer) = UnixStream::pair().expect("socketpair");
-        let fresh = PollFd::new(a.as_fd(), PollFlags::POLLIN | PollFlags::POLLOUT);
+        let got = within(LIMIT, NO_LOOP, || {
+            let (a, _peer) = UnixStream::pair().expect("socketpair");
+            let fresh = PollFd::new(a.as_fd(), PollFlags::POLLIN | PollFlags::POLLOUT);
+            classify(&fresh)
+        });
         assert_eq!(
-            classify(&fresh),
+            got,
             Readiness::default(),
             "this entry was never passed to poll, so revents is 0 and nothing is ready. \
              Its events (POLLIN|POLLOUT) is only the question: read revents()"
@@ -76,8 +92,10 @@ mod tests {
 
     #[test]
     fn revents_is_the_answer_not_events() {
-        let (a, _peer) = UnixStream::pair().expect("socketpair");
-        let (got, revents) = poll_one(a.as_fd(), PollFlags::POLLIN | PollFlags::POLLOUT);
+        let (got, revents) = within(LIMIT, NO_LOOP, || {
+            let (a, _peer) = UnixStream::pair().expect("socketpair");
+            poll_one(a.as_fd(), PollFlags::POLLIN | PollFlags::POLLOUT)
+        });
         assert_eq!(
             got,
             Readiness {
@@ -85,32 +103,42 @@ mod tests {
                 ..Readiness::default()
             },
             "asked POLLIN|POLLOUT of a socket nobody wrote to; the kernel answered revents = \
-             {revents:?}. Nothing to read, room to write. If you said readable, you read \
-             events (the question) instead of revents (the answer)"
+             {revents:?}. Nothing to read, room to write: readable comes from POLLIN \
+             alone, writable from POLLOUT. If you said readable, you read events (the \
+             question) instead of revents (the answer), or took any bit as readable"
         );
     }
 
     #[test]
     fn a_closed_peer_is_reported_though_only_pollin_was_asked() {
-        let (a, peer) = UnixStream::pair().expect("socketpair");
-        drop(peer);
-        let (got, revents) = poll_one(a.as_fd(), PollFlags::POLLIN);
+        let (got, revents) = within(LIMIT, NO_LOOP, || {
+            let (a, peer) = UnixStream::pair().expect("socketpair");
+            drop(peer);
+            poll_one(a.as_fd(), PollFlags::POLLIN)
+        });
         assert!(
             got.hung_up,
             "the peer closed: the kernel answered revents = {revents:?}. POLLHUP was not \
              asked (events = POLLIN) but poll reports it anyway; set hung_up from it"
         );
-        assert!(
-            got.readable,
-            "revents = {revents:?} includes POLLIN: the read returns 0"
+        assert_eq!(
+            got,
+            Readiness {
+                readable: true,
+                hung_up: true,
+                ..Readiness::default()
+            },
+            "revents = {revents:?}: readable (the read returns 0) and hung up, nothing else"
         );
     }
 
     #[test]
     fn a_pipe_without_writers_hangs_up_without_pollin() {
-        let (r, w) = nix::unistd::pipe().expect("pipe");
-        drop(w);
-        let (got, revents) = poll_one(r.as_fd(), PollFlags::POLLIN);
+        let (got, revents) = within(LIMIT, NO_LOOP, || {
+            let (r, w) = nix::unistd::pipe().expect("pipe");
+            drop(w);
+            poll_one(r.as_fd(), PollFlags::POLLIN)
+        });
         assert_eq!(
             got,
             Readiness {
@@ -118,19 +146,32 @@ mod tests {
                 ..Readiness::default()
             },
             "every writer of this pipe is gone and it is empty: revents = {revents:?}. \
-             POLLHUP alone, no POLLIN: a loop that waits for POLLIN never sees this end"
+             POLLHUP alone, no POLLIN, so hung_up and nothing else (a loop that waits for \
+             POLLIN never sees this end)"
         );
     }
 
     #[test]
     fn a_pipe_without_readers_is_an_error() {
-        let (r, w) = nix::unistd::pipe().expect("pipe");
-        drop(r);
-        let (got, revents) = poll_one(w.as_fd(), PollFlags::POLLOUT);
+        let (got, revents) = within(LIMIT, NO_LOOP, || {
+            let (r, w) = nix::unistd::pipe().expect("pipe");
+            drop(r);
+            poll_one(w.as_fd(), PollFlags::POLLOUT)
+        });
         assert!(
             got.error,
             "the pipe's only reader is gone: revents = {revents:?}. POLLERR is reported \
              without being asked; set error from it"
+        );
+        assert_eq!(
+            got,
+            Readiness {
+                writable: true,
+                error: true,
+                ..Readiness::default()
+            },
+            "revents = {revents:?}: writable (the write fails at once, with EPIPE) and \
+             an error, nothing else"
         );
     }
 
@@ -139,10 +180,13 @@ mod tests {
         // A number far above anything this test process opens: as after a
         // close, there is no open file behind it.
         const NOT_OPEN: RawFd = 1_000_000;
-        // SAFETY: deliberately not an open descriptor: that is what is being
-        // tested. poll only looks the number up; nothing reads or writes it.
-        let stale = unsafe { BorrowedFd::borrow_raw(NOT_OPEN) };
-        let (got, revents) = poll_one(stale, PollFlags::POLLIN);
+        let (got, revents) = within(LIMIT, NO_LOOP, || {
+            // SAFETY: deliberately not an open descriptor: that is what is
+            // being tested. poll only looks the number up; nothing reads or
+            // writes it.
+            let stale = unsafe { BorrowedFd::borrow_raw(NOT_OPEN) };
+            poll_one(stale, PollFlags::POLLIN)
+        });
         assert_eq!(
             got,
             Readiness {

@@ -1,24 +1,30 @@
 //! # Chapter 04, exercise 2: read everything from several pipes at once
 //!
-//! Read first: the book's chapter 04 ("events in, revents out", "Hang-ups
-//! nobody asked for" and "Pitfalls"), and
-//! [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html) (POLLHUP,
-//! and "EINTR"). Run `cargo run -p ch04-poll -- hangup`.
+//! Read first: the book's chapter 04 ("events in, revents out",
+//! "Hang-ups nobody asked for" and "Pitfalls").
+//!
+//! Then [poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html)
+//! (POLLHUP, POLLERR, and EINTR under ERRORS). Run
+//! `cargo run -p ch04-poll -- hangup`.
 //!
 //! [`read_all`] gets the read ends of some pipes (or sockets). Their writers
 //! send whatever they send, in any order, then close. Read every source
 //! until its end of file, watching them all at once with poll, and return
-//! what each one sent, in the order the sources were given.
+//! what each one sent, at its own index: in the order the sources were
+//! given, whatever order they end in.
 //!
 //! Rules:
 //! - poll blocks (no timeout) until something happens: no busy loop;
-//! - read a source only when poll said so (its `revents`), once per poll:
-//!   the sources are blocking, so reading one that is not ready would hang;
-//! - a source is done when a read returns 0: take it out of the array
-//!   (and close it) so poll is never asked about it again;
+//! - read a source only when poll said so (any bit in its `revents`), once
+//!   per poll: the sources are blocking, so reading one that is not ready
+//!   would hang;
+//! - a source is done when a read returns 0: take it out of the array and
+//!   close it at once, so poll is never asked about it again and no
+//!   descriptor is held for nothing;
 //! - use `lab_kit::trace::poll` and `lab_kit::trace::read` (they behave
 //!   like nix's and count the calls, which the tests check);
-//! - poll interrupted by a signal (EINTR): poll again; other errors: return.
+//! - a call interrupted by a signal (EINTR): make it again (poll again);
+//!   any other error, of poll or of a read: return it.
 //!
 //! Check with `cargo lab check ch04_poll_loop`.
 
@@ -80,12 +86,22 @@ pub fn read_all(sources: Vec<OwnedFd>) -> io::Result<Vec<Vec<u8>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::mpsc;
     use std::thread;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
+    use lab_kit::trace::bytes;
     use lab_kit::watchdog::within;
+    use nix::sys::pthread::{Pthread, pthread_kill, pthread_self};
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    use nix::unistd::Pid;
 
-    const LIMIT: Duration = Duration::from_secs(5);
+    /// A correct read_all finishes each test in well under 0.1 s.
+    const LIMIT: Duration = Duration::from_secs(2);
+
+    /// How long a test waits for read_all to fall asleep in poll (a correct
+    /// one does within microseconds) before it gives up.
+    const ASLEEP_WITHIN: Duration = Duration::from_secs(1);
 
     /// Pipes whose writers already wrote `contents[i]` and closed.
     fn finished_pipes(contents: &[&[u8]]) -> Vec<OwnedFd> {
@@ -101,23 +117,150 @@ mod tests {
             .collect()
     }
 
+    /// Each source's bytes as a quoted string: `["hello", "world!"]`.
+    fn shown(sources: &[Vec<u8>]) -> String {
+        let each: Vec<String> = sources.iter().map(|s| bytes(s)).collect();
+        format!("[{}]", each.join(", "))
+    }
+
+    /// Fails unless read_all returned exactly `expected`, source by source.
+    fn check(got: io::Result<Vec<Vec<u8>>>, expected: &[&[u8]], situation: &str) {
+        let got = got.unwrap_or_else(|e| panic!("{situation}: read_all failed: {e}"));
+        let expected: Vec<Vec<u8>> = expected.iter().map(|e| e.to_vec()).collect();
+        assert!(
+            got == expected,
+            "{situation}: expected {}, got {}. Each source's bytes go to its own index \
+             (the order the sources were given), whatever order they finish in",
+            shown(&expected),
+            shown(&got)
+        );
+    }
+
+    /// A signal whose handler does nothing: its only effect is to interrupt
+    /// the system call the thread sleeps in. poll is never restarted after
+    /// a handler runs (signal(7)): it fails with EINTR.
+    const INTERRUPT: Signal = Signal::SIGUSR2;
+
+    extern "C" fn do_nothing(_: nix::libc::c_int) {}
+
+    fn install_handler() {
+        let action = SigAction::new(
+            SigHandler::Handler(do_nothing),
+            SaFlags::empty(),
+            SigSet::empty(),
+        );
+        // SAFETY: the handler does nothing, which is async-signal-safe.
+        unsafe { sigaction(INTERRUPT, &action) }.unwrap();
+    }
+
+    /// The system call thread `tid` sleeps in, if it sleeps in one: its
+    /// state is 'S', an interruptible sleep (/proc/self/task/TID/stat), and
+    /// /proc/self/task/TID/syscall starts with the call's number
+    /// (proc_pid_stat(5), proc_pid_syscall(5)). A wait for a lock another
+    /// thread holds (futex) does not count.
+    fn sleeping_in(tid: Pid) -> Option<nix::libc::c_long> {
+        let syscall = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
+        let number: nix::libc::c_long = syscall.split_whitespace().next()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+        let state = stat[stat.rfind(')')? + 1..].trim_start().chars().next()?;
+        (state == 'S' && number >= 0 && number != nix::libc::SYS_futex).then_some(number)
+    }
+
+    /// Why read_all must never sleep in read.
+    const IN_READ: &str = "read_all sleeps in read(2) on a source that has nothing to \
+        read yet. Read a source only when poll reported it (a non-zero revents), and only \
+        once per poll: the sources are blocking, so such a read sleeps until that source's \
+        writer writes or closes, and meanwhile nobody serves the others";
+
+    /// read_all running on its own thread.
+    struct Reader {
+        thread: thread::JoinHandle<io::Result<Vec<Vec<u8>>>>,
+        pthread: Pthread,
+        tid: Pid,
+    }
+
+    fn start_reading(sources: Vec<OwnedFd>) -> Reader {
+        let (ids_send, ids) = mpsc::channel::<(Pthread, Pid)>();
+        let thread = thread::spawn(move || {
+            ids_send
+                .send((pthread_self(), nix::unistd::gettid()))
+                .unwrap();
+            read_all(sources)
+        });
+        let (pthread, tid) = ids.recv().unwrap();
+        Reader {
+            thread,
+            pthread,
+            tid,
+        }
+    }
+
+    impl Reader {
+        /// Waits (without sleeping) until read_all sleeps in poll, and
+        /// fails at once if it sleeps in read instead. False if it returned,
+        /// or never slept within ASLEEP_WITHIN (it is spinning).
+        fn wait_until_asleep_in_poll(&self) -> bool {
+            let start = Instant::now();
+            while start.elapsed() < ASLEEP_WITHIN {
+                if self.thread.is_finished() {
+                    return false;
+                }
+                match sleeping_in(self.tid) {
+                    Some(call) if call == nix::libc::SYS_read => panic!("{IN_READ}"),
+                    Some(_) => return true,
+                    None => thread::yield_now(),
+                }
+            }
+            false
+        }
+
+        /// Waits (without sleeping) until read_all returns, and fails at
+        /// once if it sleeps in read meanwhile.
+        fn finish_never_in_read(self) -> io::Result<Vec<Vec<u8>>> {
+            while !self.thread.is_finished() {
+                if sleeping_in(self.tid) == Some(nix::libc::SYS_read) {
+                    panic!("{IN_READ}");
+                }
+                thread::yield_now();
+            }
+            self.finish()
+        }
+
+        fn finish(self) -> io::Result<Vec<Vec<u8>>> {
+            self.thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        }
+    }
+
+    /// Why read_all may never sleep while nothing is ready.
+    const NEVER_ASLEEP: &str = "read_all never slept in poll while no source was ready, \
+        so it is spinning: poll must wait with PollTimeout::NONE (a zero timeout returns \
+        at once, every time), and a source whose read returned 0 must leave the array \
+        (poll reports its end of file, POLLHUP, or POLLNVAL once it is closed, at once on \
+        every call)";
+
     #[test]
     fn reads_each_pipe_to_its_end() {
-        let (got, polls) = within(
+        let (got, polls, reads) = within(
             LIMIT,
             "read_all to return: both pipes hold a few bytes and their writers are gone. \
              If it spins: a source whose read returned 0 must leave the array (poll reports \
              its end of file again on every call), and POLLHUP alone also means: read now",
             || {
                 let got = read_all(finished_pipes(&[b"hello", b"world!"]));
-                (got, trace::count_of("poll"))
+                (got, trace::count_of("poll"), trace::count_of("read"))
             },
         );
-        let got = got.expect("read_all");
-        assert_eq!(got, vec![b"hello".to_vec(), b"world!".to_vec()]);
+        check(
+            got,
+            &[b"hello", b"world!"],
+            "two pipes that hold \"hello\" and \"world!\"",
+        );
         assert!(
-            polls >= 1,
-            "no call of lab_kit::trace::poll was counted: use trace::poll (and trace::read)"
+            polls >= 1 && reads >= 1,
+            "{polls} calls of lab_kit::trace::poll and {reads} of lab_kit::trace::read were \
+             counted: make the calls through trace::poll and trace::read"
         );
         assert!(
             polls <= 3,
@@ -137,7 +280,150 @@ mod tests {
              POLLHUP comes back on every poll, the loop spins",
             || read_all(finished_pipes(&[b""])),
         );
-        assert_eq!(got.expect("read_all"), vec![Vec::<u8>::new()]);
+        check(got, &[b""], "a pipe whose writer closed without writing");
+    }
+
+    #[test]
+    fn poll_sleeps_until_a_source_is_ready() {
+        let (asleep, got) = within(
+            LIMIT,
+            "read_all to return once the writer has written \"late\" and closed",
+            || {
+                let (r, w) = nix::unistd::pipe().expect("pipe");
+                let reader = start_reading(vec![r]);
+                // The writer writes only once read_all sleeps, waiting for it.
+                let asleep = reader.wait_until_asleep_in_poll();
+                if asleep {
+                    nix::unistd::write(&w, b"late").expect("write");
+                }
+                drop(w);
+                (asleep, reader.finish())
+            },
+        );
+        assert!(
+            asleep,
+            "{NEVER_ASLEEP}. Here the only source was empty, its writer still there; \
+             read_all returned {got:?}"
+        );
+        check(
+            got,
+            &[b"late"],
+            "a pipe written once read_all slept in poll",
+        );
+    }
+
+    #[test]
+    fn a_finished_source_leaves_the_array() {
+        let (asleep, got) = within(
+            LIMIT,
+            "read_all to return: sources 0 and 2 end at once, source 1 once read_all \
+             sleeps in poll. Still running: a source whose read returned 0 is still in \
+             the array, and its POLLHUP (or POLLNVAL, once closed) makes every poll return \
+             at once",
+            || {
+                let (late, w) = nix::unistd::pipe().expect("pipe");
+                let mut sources = finished_pipes(&[b"", b"early"]);
+                sources.insert(1, late);
+                let reader = start_reading(sources);
+                let asleep = reader.wait_until_asleep_in_poll();
+                if asleep {
+                    nix::unistd::write(&w, b"late").expect("write");
+                }
+                drop(w);
+                (asleep, reader.finish())
+            },
+        );
+        assert!(
+            asleep,
+            "{NEVER_ASLEEP}. Here sources 0 and 2 had ended and source 1 was empty, its \
+             writer still there; read_all returned {}",
+            match &got {
+                Ok(sources) => shown(sources),
+                Err(e) => e.to_string(),
+            }
+        );
+        check(
+            got,
+            &[b"", b"late", b"early"],
+            "sources 0 and 2 had ended before source 1 got \"late\"",
+        );
+    }
+
+    #[test]
+    fn an_ended_source_is_closed_at_once() {
+        let (asleep, closed, got) = within(
+            LIMIT,
+            "read_all to return once both sources have ended",
+            || {
+                // Source 0: a socket whose peer shuts down its side at once.
+                let (peer, conn) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+                peer.shutdown(std::net::Shutdown::Write).expect("shutdown");
+                peer.set_nonblocking(true).expect("O_NONBLOCK");
+                // Source 1: a pipe whose writer stays until the check is done.
+                let (late, w) = nix::unistd::pipe().expect("pipe");
+                let reader = start_reading(vec![conn.into(), late]);
+                let asleep = reader.wait_until_asleep_in_poll();
+                // read_all sleeps in poll, so it has handled source 0's end of
+                // file. If it closed that socket, the peer reads end of file
+                // too; if not, its read finds nothing yet (EAGAIN).
+                let closed = nix::unistd::read(&peer, &mut [0u8; 8]) == Ok(0);
+                drop(w);
+                (asleep, closed, reader.finish())
+            },
+        );
+        assert!(asleep, "{NEVER_ASLEEP}");
+        assert!(
+            closed,
+            "source 0 had ended (its read returned 0) and read_all went on waiting for \
+             source 1, but source 0 was still open: its peer could not read end of file. \
+             Close a source as soon as it ends (take its OwnedFd out of the array and let \
+             it drop), not when read_all returns: a server that waits for that leaks a \
+             descriptor per finished connection"
+        );
+        check(got, &[b"", b""], "two sources that end without sending");
+    }
+
+    #[test]
+    fn a_source_poll_did_not_report_is_not_read() {
+        let (got, b_data) = within(
+            LIMIT,
+            "read_all to return. Sources 0 and 2 hold one byte each and stay open (nothing \
+             more to read, no end of file) until source 1's writer has sent all its 200 KB. \
+             Still running means you read a source poll did not report, or read one again \
+             after one poll: the pipes are blocking, so that read sleeps until its writer \
+             writes or closes, which here waits for you. Read each source that poll \
+             reported, once, then poll again",
+            || {
+                let (a, wa) = nix::unistd::pipe().expect("pipe");
+                let (b, wb) = nix::unistd::pipe().expect("pipe");
+                let (c, wc) = nix::unistd::pipe().expect("pipe");
+                nix::unistd::write(&wa, b"a").expect("write");
+                nix::unistd::write(&wc, b"c").expect("write");
+                let b_data: Vec<u8> = (0..200_000u32).map(|n| n as u8).collect();
+                let to_send = b_data.clone();
+                let writer_b = thread::spawn(move || {
+                    // More than a pipe holds (64 KiB): the writer needs the
+                    // reader to make room, again and again.
+                    let mut rest = &to_send[..];
+                    while !rest.is_empty() {
+                        let n = nix::unistd::write(&wb, rest).expect("write");
+                        rest = &rest[n..];
+                    }
+                });
+                let closer = thread::spawn(move || {
+                    writer_b.join().expect("writer thread");
+                    drop((wa, wc));
+                });
+                let got = start_reading(vec![a, b, c]).finish_never_in_read();
+                closer.join().expect("closer thread");
+                (got, b_data)
+            },
+        );
+        check(
+            got,
+            &[b"a", &b_data, b"c"],
+            "sources 0 and 2 sent \"a\" and \"c\", source 1 200 KB",
+        );
     }
 
     #[test]
@@ -172,14 +458,81 @@ mod tests {
                 (got, expected)
             },
         );
-        let got = got.expect("read_all");
-        for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
-            assert!(
-                g == e,
-                "source {i}: got {} bytes, expected {}, or different bytes",
-                g.len(),
-                e.len()
-            );
+        let expected: Vec<&[u8]> = expected.iter().map(Vec::as_slice).collect();
+        check(got, &expected, "three writers, 200 KB each");
+    }
+
+    #[test]
+    fn a_signal_does_not_end_the_loop() {
+        install_handler();
+        let (asleep, got) = within(
+            LIMIT,
+            "read_all to return once the writer has written \"late\" and closed",
+            || {
+                let (r, w) = nix::unistd::pipe().expect("pipe");
+                let reader = start_reading(vec![r]);
+                let mut asleep = reader.wait_until_asleep_in_poll();
+                if asleep {
+                    // Interrupt the poll; read_all should poll again.
+                    let _ = pthread_kill(reader.pthread, INTERRUPT);
+                    asleep = reader.wait_until_asleep_in_poll();
+                    if asleep {
+                        nix::unistd::write(&w, b"late").expect("write");
+                    }
+                }
+                drop(w);
+                (asleep, reader.finish())
+            },
+        );
+        match got {
+            Err(e) if e.raw_os_error() == Some(nix::libc::EINTR) => panic!(
+                "read_all returned the error EINTR: a signal handler ran while poll slept. \
+                 Nothing is wrong with the sources: poll again"
+            ),
+            got => {
+                assert!(
+                    asleep,
+                    "after a signal interrupted poll, read_all did not sleep in poll again, \
+                     and returned {}. EINTR means: poll again, as if nothing happened",
+                    match &got {
+                        Ok(sources) => shown(sources),
+                        Err(e) => e.to_string(),
+                    }
+                );
+                check(
+                    got,
+                    &[b"late"],
+                    "a pipe written after a signal interrupted poll",
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_read_error_is_returned() {
+        let got = within(
+            LIMIT,
+            "read_all to return Err(EBADF). The source is a pipe's write end whose reader is \
+             gone: poll reports POLLERR for it (not POLLIN), and the read fails with EBADF. \
+             Still running: you skip a source whose revents holds no POLLIN, so poll reports \
+             POLLERR again at once, forever. Any non-zero revents means: read, and see",
+            || {
+                let (r, w) = nix::unistd::pipe().expect("pipe");
+                drop(r);
+                read_all(vec![w])
+            },
+        );
+        match got {
+            Err(e) => assert_eq!(
+                e.raw_os_error(),
+                Some(nix::libc::EBADF),
+                "reading a pipe's write end fails with EBADF; read_all returned {e}"
+            ),
+            Ok(sources) => panic!(
+                "read_all returned Ok({}) although the read failed with EBADF: an error is \
+                 not an end of file; return it",
+                shown(&sources)
+            ),
         }
     }
 
@@ -188,6 +541,6 @@ mod tests {
         let got = within(LIMIT, "read_all(vec![]) to return at once", || {
             read_all(Vec::new())
         });
-        assert_eq!(got.expect("read_all"), Vec::<Vec<u8>>::new());
+        check(got, &[], "no sources");
     }
 }
