@@ -233,7 +233,7 @@ mod tests {
         }
     }
 
-    /// Why read_all may never sleep while nothing is ready.
+    /// What it means when read_all never sleeps while nothing is ready.
     const NEVER_ASLEEP: &str = "read_all never slept in poll while no source was ready, \
         so it is spinning: poll must wait with PollTimeout::NONE (a zero timeout returns \
         at once, every time), and a source whose read returned 0 must leave the array \
