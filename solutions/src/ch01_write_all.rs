@@ -11,8 +11,10 @@
 //! One `write` on a blocking socket sleeps while the socket's send buffer is
 //! full. If a signal handler runs during that sleep, the call ends early:
 //! with the count of bytes it had already queued (a *short write*), or, if
-//! it had queued none, with the error EINTR. Neither means the connection
-//! is broken.
+//! it had queued none and the handler was installed without `SA_RESTART`,
+//! with the error EINTR (with `SA_RESTART` the kernel restarts the call
+//! instead). Neither means the connection is broken; the tests install
+//! their handler without `SA_RESTART`, so you will see both.
 //!
 //! Write [`write_all`]: write every byte of `data` to `fd`, going on after a
 //! short write with the bytes that are left, and making the same call again
