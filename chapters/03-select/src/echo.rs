@@ -31,7 +31,6 @@
 //! token is its id), never raw descriptor numbers: the kernel hands a closed
 //! number out again, a connection id is never reused.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -41,7 +40,7 @@ use ch02_nonblocking_io::set_nonblocking;
 use lab_kit::trace;
 use nix::errno::Errno;
 
-use crate::poller::{Event, Interest, Poller, Token};
+use crate::poller::{Event, Interest, Poller, Token, TokenMap};
 
 /// The listener's token. Connections get tokens 1, 2, 3, ... (their ids).
 pub const LISTENER: Token = Token(0);
@@ -82,7 +81,7 @@ type CloseReason = String;
 pub struct EchoServer<P: Poller> {
     poller: P,
     listener: TcpListener,
-    connections: BTreeMap<Token, Connection>,
+    connections: TokenMap<Connection>,
     next_id: usize,
     /// Accepting is paused after EMFILE/ENFILE until a connection closes.
     accept_paused: bool,
@@ -105,7 +104,7 @@ impl<P: Poller> EchoServer<P> {
         Ok(EchoServer {
             poller,
             listener,
-            connections: BTreeMap::new(),
+            connections: TokenMap::default(),
             next_id: 1,
             accept_paused: false,
             max_buffered: DEFAULT_MAX_BUFFERED,

@@ -13,5 +13,5 @@ pub mod select_poller;
 pub mod traced;
 
 pub use echo::EchoServer;
-pub use poller::{Event, Interest, Poller, Token};
+pub use poller::{Event, Interest, Poller, Token, TokenMap};
 pub use select_poller::{FdTooHigh, SelectPoller};

@@ -442,29 +442,40 @@ fn print_row(out: &mut dyn Write, row: &Row, baseline: &mut Option<f64>) -> io::
 // ---------------------------------------------------------------------------
 // Side by side with the C reference server.
 
-/// What one run of the C `pingpong` client printed, e.g.
-/// `PINGPONG<TAB>server=c<TAB>conns=50 ... rt_per_s=47202 ... p50_us=349.7<TAB>p99_us=8617.3 ...`.
+/// What one run of the C `pingpong` client printed (one line of
+/// tab-separated `key=value` fields: `roundtrips=`, `rt_per_s=`, `p50_us=`,
+/// `p99_us=`, ...), and what was measured on the server meanwhile.
 #[derive(Clone, Debug, Default)]
 pub struct PingPong {
     pub round_trips: u64,
     pub per_second: f64,
     pub p50_us: f64,
     pub p99_us: f64,
+    /// Round trips in the whole run, warm-up included.
+    pub all_round_trips: u64,
+    /// Time the server spent on a CPU during the run, in nanoseconds (see
+    /// [`cpu_ns`]).
+    pub server_cpu_ns: u64,
     /// System calls the server made during the whole run (connections
     /// opened and closed included), by its own count, if it counts them.
     pub server_calls: Option<u64>,
-    /// Round trips in the whole run, warm-up included.
-    pub all_round_trips: u64,
 }
 
 impl PingPong {
+    /// The server's CPU time per round trip, in microseconds. Unlike the
+    /// throughput, it hardly changes when another process takes the CPU
+    /// for a while: it measures the server's own work.
+    pub fn cpu_us_per_round_trip(&self) -> f64 {
+        self.server_cpu_ns as f64 / 1000.0 / self.all_round_trips.max(1) as f64
+    }
+
     /// The server's system calls per round trip over the whole run.
     pub fn calls_per_round_trip(&self) -> Option<f64> {
         Some(self.server_calls? as f64 / self.all_round_trips.max(1) as f64)
     }
 }
 
-/// Reads pingpong's result line (tab-separated `key=value` fields).
+/// Reads pingpong's result line.
 pub fn parse_pingpong(line: &str) -> Option<PingPong> {
     let field = |key: &str| -> Option<f64> {
         line.split('\t')
@@ -497,13 +508,24 @@ pub struct Comparison {
 }
 
 /// Pins process `pid` to CPU `cpu` (sched_setaffinity(2)), like
-/// `taskset -c CPU`. Servers and pingpong are single-threaded.
+/// `taskset -p -c CPU PID`. The servers and pingpong are single-threaded.
 fn pin(pid: u32, cpu: usize) -> io::Result<()> {
     use nix::sched::{CpuSet, sched_setaffinity};
     let mut set = CpuSet::new();
     set.set(cpu)?;
     sched_setaffinity(nix::unistd::Pid::from_raw(pid as i32), &set)?;
     Ok(())
+}
+
+/// How long process `pid` has run on a CPU so far, in nanoseconds: the
+/// first field of `/proc/PID/schedstat` (its main thread; the servers
+/// measured here have no other).
+fn cpu_ns(pid: u32) -> io::Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))?;
+    text.split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("cannot read /proc/{pid}/schedstat: {text:?}")))
 }
 
 /// A free loopback port: bind port 0, read what the kernel chose, close.
@@ -513,34 +535,41 @@ fn free_port() -> io::Result<u16> {
         .port())
 }
 
-/// Runs pingpong (pinned to CPU 1) against `port` and reads its result.
-fn run_pingpong(
-    c_dir: &Path,
-    port: u16,
+/// One pingpong command: `conns` connections, `per` measured round trips
+/// each after `warm` of warm-up.
+#[derive(Clone, Copy, Debug)]
+struct Run {
     conns: usize,
     per: u64,
     warm: u64,
-) -> io::Result<PingPong> {
+}
+
+/// Runs pingpong (pinned to CPU 1) against `port`, served by process
+/// `server`, and reads its result and the server's CPU time.
+fn run_pingpong(c_dir: &Path, server: u32, port: u16, run: Run) -> io::Result<PingPong> {
+    let cpu_before = cpu_ns(server)?;
     let child = std::process::Command::new(c_dir.join("pingpong"))
-        .args(["-p", &port.to_string(), "-c", &conns.to_string()])
-        .args(["-r", &per.to_string(), "-w", &warm.to_string()])
+        .args(["-p", &port.to_string(), "-c", &run.conns.to_string()])
+        .args(["-r", &run.per.to_string(), "-w", &run.warm.to_string()])
         .stdout(std::process::Stdio::piped())
         .spawn()?;
     pin(child.id(), 1)?;
     let output = child.wait_with_output()?;
+    let cpu_after = cpu_ns(server)?;
     let text = String::from_utf8_lossy(&output.stdout);
     let mut result = text
         .lines()
         .find_map(parse_pingpong)
         .ok_or_else(|| io::Error::other(format!("pingpong printed no result: {text:?}")))?;
-    result.all_round_trips = conns as u64 * (per + warm);
+    result.all_round_trips = run.conns as u64 * (run.per + run.warm);
+    result.server_cpu_ns = cpu_after - cpu_before;
     Ok(result)
 }
 
 /// One run against the C server `epoll_echo`, pinned to CPU 0.
-fn run_c_server(cmp: &Comparison, conns: usize, per: u64, warm: u64) -> io::Result<PingPong> {
+fn run_c_server(c_dir: &Path, run: Run) -> io::Result<PingPong> {
     let port = free_port()?;
-    let mut server = std::process::Command::new(cmp.c_dir.join("epoll_echo"))
+    let mut server = std::process::Command::new(c_dir.join("epoll_echo"))
         .arg(port.to_string())
         .stdout(std::process::Stdio::null())
         .spawn()?;
@@ -554,7 +583,7 @@ fn run_c_server(cmp: &Comparison, conns: usize, per: u64, warm: u64) -> io::Resu
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        run_pingpong(&cmp.c_dir, port, conns, per, warm)
+        run_pingpong(c_dir, server.id(), port, run)
     })();
     let _ = server.kill();
     let _ = server.wait();
@@ -564,13 +593,14 @@ fn run_c_server(cmp: &Comparison, conns: usize, per: u64, warm: u64) -> io::Resu
 /// One run against this chapter's `serve --backend epoll`, pinned to CPU 0,
 /// with its own count of its system calls over the whole run (every
 /// connection opened and closed).
-fn run_rust_server(cmp: &Comparison, conns: usize, per: u64, warm: u64) -> io::Result<PingPong> {
+fn run_this_server(cmp: &Comparison, run: Run) -> io::Result<PingPong> {
     let mut server = ServerProcess::start(&cmp.this_binary, &["--backend", "epoll"]);
     pin(server.pid(), 0)?;
     let before = server_calls(&mut server);
-    let mut result = run_pingpong(&cmp.c_dir, server.addr.port(), conns, per, warm)?;
+    let port = server.addr.port();
+    let mut result = run_pingpong(&cmp.c_dir, server.pid(), port, run)?;
     // The client has closed everything; count once the server has too.
-    server.wait_for_closed(conns);
+    server.wait_for_closed(run.conns);
     let after = server_calls(&mut server);
     result.server_calls = after.zip(before).map(|(a, b)| a - b);
     Ok(result)
@@ -590,7 +620,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 /// each driven by the same `pingpong` command, server on CPU 0 and client
 /// on CPU 1, and prints every run and the medians. The ratios are the
 /// median of the per-round ratios: absolute numbers drift between runs on a
-/// shared machine, ratios measured minutes apart far less.
+/// shared machine, ratios of runs a few seconds apart far less.
 pub fn compare_with_c(cmp: &Comparison, out: &mut dyn Write) -> io::Result<()> {
     for tool in ["epoll_echo", "pingpong"] {
         if !cmp.c_dir.join(tool).exists() {
@@ -612,63 +642,99 @@ pub fn compare_with_c(cmp: &Comparison, out: &mut dyn Write) -> io::Result<()> {
     raise_fd_limit(most as u64 * 2 + 128)?;
     for &conns in &cmp.connections {
         let per = (cmp.round_trips / conns.max(1) as u64).max(1);
-        let warm = (per / 10).max(1);
+        let run = Run {
+            conns,
+            per,
+            warm: (per / 10).max(1),
+        };
         writeln!(
             out,
-            "\n{conns} connections, 64-byte ping-pong, {per} round trips each after {warm} of \
+            "\n{conns} connections, 64-byte ping-pong, {per} round trips each after {} of \
              warm-up; server on CPU 0, pingpong on CPU 1; {} rounds",
-            cmp.rounds
+            run.warm, cmp.rounds
         )?;
         writeln!(
             out,
-            "{:>5}  {:<10} {:>13} {:>9} {:>9}  {:>8}",
-            "round", "server", "round trips/s", "p50", "p99", "calls/rt"
+            "{:>5}  {:<6} {:>13} {:>9} {:>9}  {:>8}  {:>8}",
+            "round", "server", "round trips/s", "p50", "p99", "cpu/rt", "calls/rt"
         )?;
         let mut runs: Vec<(PingPong, PingPong)> = Vec::new();
         for round in 1..=cmp.rounds.max(1) {
             eprintln!("{conns} connections: round {round} of {}...", cmp.rounds);
-            let (c, rust) = if round % 2 == 1 {
-                let c = run_c_server(cmp, conns, per, warm)?;
-                (c, run_rust_server(cmp, conns, per, warm)?)
+            let (c, ours) = if round % 2 == 1 {
+                let c = run_c_server(&cmp.c_dir, run)?;
+                (c, run_this_server(cmp, run)?)
             } else {
-                let rust = run_rust_server(cmp, conns, per, warm)?;
-                (run_c_server(cmp, conns, per, warm)?, rust)
+                let ours = run_this_server(cmp, run)?;
+                (run_c_server(&cmp.c_dir, run)?, ours)
             };
-            for (name, r) in [("c", &c), ("ch06", &rust)] {
+            for (name, r) in [("c", &c), ("ch06", &ours)] {
                 let calls = r
                     .calls_per_round_trip()
                     .map_or_else(|| "-".to_string(), |c| format!("{c:.3}"));
                 writeln!(
                     out,
-                    "{round:>5}  {name:<10} {:>13.0} {:>7.0}us {:>7.0}us  {calls:>8}",
-                    r.per_second, r.p50_us, r.p99_us
+                    "{round:>5}  {name:<6} {:>13.0} {:>7.0}us {:>7.0}us  {:>6.2}us  {calls:>8}",
+                    r.per_second,
+                    r.p50_us,
+                    r.p99_us,
+                    r.cpu_us_per_round_trip()
                 )?;
             }
-            runs.push((c, rust));
+            runs.push((c, ours));
         }
         let med = |f: &dyn Fn(&(PingPong, PingPong)) -> f64| median(runs.iter().map(f).collect());
+        let c_runs: Vec<&PingPong> = runs.iter().map(|(c, _)| c).collect();
+        let our_runs: Vec<&PingPong> = runs.iter().map(|(_, ours)| ours).collect();
+        for (name, of_server) in [("c", c_runs), ("ch06", our_runs)] {
+            let med = |f: fn(&PingPong) -> f64| median(of_server.iter().map(|r| f(r)).collect());
+            writeln!(
+                out,
+                "median {name}: {:.0} round trips/s, p50 {:.0}us, p99 {:.0}us, \
+                 {:.2}us of server CPU per round trip",
+                med(|r| r.per_second),
+                med(|r| r.p50_us),
+                med(|r| r.p99_us),
+                med(PingPong::cpu_us_per_round_trip),
+            )?;
+        }
         writeln!(
             out,
-            "median  c: {:.0} round trips/s, p50 {:.0}us, p99 {:.0}us",
-            med(&|(c, _)| c.per_second),
-            med(&|(c, _)| c.p50_us),
-            med(&|(c, _)| c.p99_us)
-        )?;
-        writeln!(
-            out,
-            "median  ch06: {:.0} round trips/s, p50 {:.0}us, p99 {:.0}us, {:.3} system calls per round trip (its own count, connections opened and closed included)",
-            med(&|(_, r)| r.per_second),
-            med(&|(_, r)| r.p50_us),
-            med(&|(_, r)| r.p99_us),
+            "ch06: {:.3} system calls per round trip (its own count over the whole run, \
+             connections opened and closed included)",
             med(&|(_, r)| r.calls_per_round_trip().unwrap_or(f64::NAN))
         )?;
         writeln!(
             out,
-            "ch06 / c, median of the per-round ratios: throughput {:.3}x, p50 {:.3}x, p99 {:.3}x",
+            "ch06 / c, median of the per-round ratios: throughput {:.3}x, p50 {:.3}x, \
+             p99 {:.3}x, server CPU per round trip {:.3}x",
             med(&|(c, r)| r.per_second / c.per_second),
             med(&|(c, r)| r.p50_us / c.p50_us),
-            med(&|(c, r)| r.p99_us / c.p99_us)
+            med(&|(c, r)| r.p99_us / c.p99_us),
+            med(&|(c, r)| r.cpu_us_per_round_trip() / c.cpu_us_per_round_trip())
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_pingpongs_line() {
+        let line = "PINGPONG\tserver=c\tconns=50\tidle=0\tmsg=64\troundtrips=100000\t\
+                    elapsed_s=2.119\trt_per_s=47202\tlat_mean_us=1046.3\tp50_us=349.7\t\
+                    p99_us=8617.3\tp999_us=22111.7";
+        let r = parse_pingpong(line).expect("a result line");
+        assert_eq!(r.round_trips, 100_000);
+        assert_eq!((r.per_second, r.p50_us, r.p99_us), (47202.0, 349.7, 8617.3));
+        assert!(parse_pingpong("connect: Connection refused").is_none());
+    }
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
 }

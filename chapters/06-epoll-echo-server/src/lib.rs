@@ -83,7 +83,8 @@ fn serve_on<P: Poller>(poller: P, listener: TcpListener) -> io::Result<()> {
         // Look before every wait: a signal that came while we were busy
         // (not asleep in the wait) interrupted nothing. One that lands in
         // the instant between this check and the wait is seen at the next
-        // event or signal; chapter 11 closes that gap with signalfd.
+        // event or signal; chapter 11 (not written yet) closes that gap
+        // with signalfd.
         if STATS_WANTED.swap(false, Ordering::SeqCst) {
             println!("{}", stats_line(wakeups, server.connection_count()));
         }

@@ -186,10 +186,11 @@ fn run_bench(
     let all = bench::default_servers(&this);
     let servers: Vec<_> = names
         .iter()
-        .map(|name| {
-            let name = format!("{name:?}").to_lowercase();
+        .map(|arg| {
+            // The name on the command line: `epoll`, ..., `threads`.
+            let value = arg.to_possible_value().expect("no skipped values");
             all.iter()
-                .find(|s| s.name == name)
+                .find(|s| s.name == value.get_name())
                 .cloned()
                 .expect("every ServerArg has a server")
         })
