@@ -289,7 +289,7 @@ impl<P: Poller> EchoServer<P> {
                 } else if paused_before && !paused_now {
                     (self.log)(&format!("conn-{id} reading resumed"));
                 }
-                conn.update_interest(&mut self.poller, event.token, max)
+                Self::update_interest(&mut self.poller, conn, event.token, max)
                     .map_err(|e| format!("poller: {e}"))
             }
         };
@@ -297,6 +297,38 @@ impl<P: Poller> EchoServer<P> {
             self.close(event.token, &reason);
         }
     }
+
+    // ANCHOR: interest
+    /// Asks the poller for what `conn` needs now, and nothing more: every
+    /// condition asked for is level-triggered, so one the loop would not act
+    /// on would wake it on every wait (a busy loop).
+    /// - READABLE while the peer may still send and the buffer has room.
+    ///   Not while paused: the unread data (and a later end of file, which
+    ///   keeps the socket readable for good) would be reported on every
+    ///   wait, and the loop would not read it.
+    /// - WRITABLE only while bytes wait to be sent: an idle socket is
+    ///   always writable.
+    ///
+    /// Hang-ups and errors are reported unasked (poll, epoll) or as
+    /// readable (select); the loop acts on them in `on_event` by reading or
+    /// writing, which fails, and closes.
+    fn update_interest(
+        poller: &mut P,
+        conn: &mut Connection,
+        token: Token,
+        max_buffered: usize,
+    ) -> io::Result<()> {
+        let wanted = Interest {
+            readable: !conn.peer_done && conn.pending.len() < max_buffered,
+            writable: !conn.pending.is_empty(),
+        };
+        if wanted != conn.interest {
+            poller.modify(conn.fd.as_raw_fd(), token, wanted)?;
+            conn.interest = wanted;
+        }
+        Ok(())
+    }
+    // ANCHOR_END: interest
     // ANCHOR_END: connection_event
 
     // ANCHOR: close
@@ -335,38 +367,6 @@ impl Connection {
     fn reading_paused(&self, max_buffered: usize) -> bool {
         !self.peer_done && self.pending.len() >= max_buffered
     }
-
-    // ANCHOR: interest
-    /// Asks the poller for what this connection needs now, and nothing
-    /// more: every condition asked for is level-triggered, so one the loop
-    /// would not act on would wake it on every wait (a busy loop).
-    /// - READABLE while the peer may still send and the buffer has room.
-    ///   Not while paused: the unread data (and a later end of file, which
-    ///   keeps the socket readable for good) would be reported on every
-    ///   wait, and the loop would not read it.
-    /// - WRITABLE only while bytes wait to be sent: an idle socket is
-    ///   always writable.
-    ///
-    /// Hang-ups and errors are reported unasked (poll, epoll) or as
-    /// readable (select); the loop acts on them in [`on_event`](Self::on_event)
-    /// by reading or writing, which fails, and closes.
-    fn update_interest<P: Poller>(
-        &mut self,
-        poller: &mut P,
-        token: Token,
-        max_buffered: usize,
-    ) -> io::Result<()> {
-        let wanted = Interest {
-            readable: !self.peer_done && self.pending.len() < max_buffered,
-            writable: !self.pending.is_empty(),
-        };
-        if wanted != self.interest {
-            poller.modify(self.fd.as_raw_fd(), token, wanted)?;
-            self.interest = wanted;
-        }
-        Ok(())
-    }
-    // ANCHOR_END: interest
 
     // ANCHOR: read_write
     /// Handles one event: read while there is data and room, then write

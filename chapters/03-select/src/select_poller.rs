@@ -118,7 +118,10 @@ impl Poller for SelectPoller {
     fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
         events.clear();
         // select overwrites the sets it is given with its answer, so they
-        // are built afresh from the table on every call.
+        // are built afresh from the table on every call. A descriptor goes
+        // only into the sets the caller asked for now: select reports the
+        // state at the time of the call, so a descriptor left in a set whose
+        // condition the caller ignores would end every select at once.
         let mut read = FdSet::new();
         let mut write = FdSet::new();
         let mut highest = -1;

@@ -35,8 +35,13 @@ impl PollPoller {
 }
 
 // ANCHOR: events_for
-/// What to ask for. POLLHUP, POLLERR and POLLNVAL are never asked: poll(2)
-/// says they are "ignored in events" and reported in revents anyway.
+/// What to ask for: only what the caller will act on now. poll reports the
+/// state at the time of the call, so a condition asked for is reported by
+/// every call for as long as it is true; one the caller ignores (POLLIN on a
+/// connection it has stopped reading) would make every poll return at once.
+/// POLLHUP, POLLERR and POLLNVAL are never asked: poll(2) says they are
+/// "ignored in events" and reported in revents anyway, so an entry with
+/// `events = 0` still reports them; the caller acts on them and closes.
 fn events_for(interest: Interest) -> PollFlags {
     let mut events = PollFlags::empty();
     if interest.readable {

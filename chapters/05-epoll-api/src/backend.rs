@@ -54,7 +54,9 @@ impl EpollPoller {
 ///   stays true until the socket is closed: a server that stopped reading
 ///   (its output buffer is full) but kept `EPOLLRDHUP` would be woken on
 ///   every wait once the peer half-closed, and nothing it does would clear
-///   the condition.
+///   the condition. (On a listening socket `EPOLLRDHUP` never fires; the
+///   backend does not know a listener from a connection, and asking costs
+///   nothing.)
 /// - `EPOLLOUT` only while output is pending (an idle socket is always
 ///   writable).
 /// - `EPOLLERR` and `EPOLLHUP` cannot be left out: the kernel adds them to

@@ -462,9 +462,9 @@ pub struct PingPong {
 }
 
 impl PingPong {
-    /// The server's CPU time per round trip, in microseconds. Unlike the
-    /// throughput, it hardly changes when another process takes the CPU
-    /// for a while: it measures the server's own work.
+    /// The server's CPU time per round trip, in microseconds: its own work,
+    /// without the time it waited for a CPU while another process ran
+    /// (which the throughput includes).
     pub fn cpu_us_per_round_trip(&self) -> f64 {
         self.server_cpu_ns as f64 / 1000.0 / self.all_round_trips.max(1) as f64
     }
