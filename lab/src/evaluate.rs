@@ -238,7 +238,14 @@ impl PrivateCopy {
         fs::create_dir_all(dir).map_err(|e| LabError::io(dir, e))?;
         let name = executable.file_name().unwrap_or_default().to_string_lossy();
         let copy = dir.join(format!("{name}-{}", std::process::id()));
-        fs::copy(executable, &copy).map_err(|e| LabError::io(&copy, e))?;
+        // A hard link when possible: nothing is written, so no descriptor
+        // open for writing can leak into a child another thread forks
+        // (exec would then fail with ETXTBSY). The linker writes a new
+        // file for a rebuilt binary, so the link keeps this version.
+        let _ = fs::remove_file(&copy);
+        if fs::hard_link(executable, &copy).is_err() {
+            fs::copy(executable, &copy).map_err(|e| LabError::io(&copy, e))?;
+        }
         Ok(PrivateCopy(copy))
     }
 }

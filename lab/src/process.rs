@@ -59,7 +59,7 @@ pub fn run_streaming(
     on_stderr: &mut dyn FnMut(&str),
 ) -> Result<ExitStatus, RunFailure> {
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = command.spawn().map_err(RunFailure::Spawn)?;
+    let mut child = spawn(&mut command).map_err(RunFailure::Spawn)?;
     let (send, lines) = mpsc::channel();
     let readers = [
         child.stdout.take().map(|out| {
@@ -117,6 +117,25 @@ fn forward(stream: impl Read, send: &mpsc::Sender<Line>, wrap: fn(String) -> Lin
     }
 }
 
+/// `command.spawn()`, retried a few times on ETXTBSY ("Text file busy").
+/// A test binary the lab has just written can still be open for writing in
+/// a child that another thread forked in the meantime (the descriptor lives
+/// until that child's exec closes it), and exec refuses a file open for
+/// writing. The window is short, so a retry after a moment succeeds (cargo
+/// does the same).
+fn spawn(command: &mut Command) -> std::io::Result<Child> {
+    let mut attempts = 0;
+    loop {
+        match command.spawn() {
+            Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) && attempts < 20 => {
+                attempts += 1;
+                thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Runs `command` with stdout and stderr in one pipe (so their lines stay in
 /// order), and returns how it exited and what it printed. After `limit` the
 /// command and every process it started are killed.
@@ -127,7 +146,7 @@ pub fn run_merged(
     let (mut reader, writer) = std::io::pipe().map_err(RunFailure::Spawn)?;
     let writer_for_stderr = writer.try_clone().map_err(RunFailure::Spawn)?;
     command.stdout(writer).stderr(writer_for_stderr);
-    let spawned = command.spawn();
+    let spawned = spawn(&mut command);
     // Our copies of the write end must go, or the pipe never reports EOF.
     drop(command);
     let mut child = spawned.map_err(RunFailure::Spawn)?;
