@@ -1,7 +1,9 @@
 //! # Chapter 06, exercise: one connection of a level-triggered echo server
 //!
 //! Read first: the book's chapter 06 ("What goes wrong with always-on EPOLLOUT",
-//! "Backpressure: a client that never reads" and "Half-close and reset"), in
+//! "Backpressure: a client that never reads",
+//! "The trap: a condition the loop will not act on" and
+//! "Half-close and reset"), in
 //! [epoll(7)](https://man7.org/linux/man-pages/man7/epoll.7.html) the
 //! questions and answers on level-triggered mode, `EPOLLRDHUP` in
 //! [epoll_ctl(2)](https://man7.org/linux/man-pages/man2/epoll_ctl.2.html),
