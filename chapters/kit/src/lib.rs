@@ -8,6 +8,8 @@
 //!   teaches instead of hanging.
 //! - [`clients`]: echo clients for the servers' tests (many at once,
 //!   half-close, reset).
+//! - [`proc`]: the system call another thread sleeps in, from `/proc`, to act
+//!   only once it really sleeps.
 //! - [`cli`]: what every chapter's command line does alike (usage errors,
 //!   `--addr`, bind errors with a hint, no backtraces).
 //! - [`transcript`] and [`server`]: helpers for the chapters' tests (run a
@@ -26,6 +28,7 @@ pub mod clients;
 pub mod epoll;
 pub mod fixtures;
 pub mod names;
+pub mod proc;
 pub mod server;
 pub mod trace;
 pub mod transcript;
