@@ -156,10 +156,7 @@ mod tests {
     /// What one `epoll_wait` with timeout 0 returns.
     fn ready(table: &ConnTable) -> Vec<EpollEvent> {
         let mut events = vec![EpollEvent::empty(); 8];
-        let n = table
-            .epoll()
-            .wait(&mut events, EpollTimeout::ZERO)
-            .unwrap();
+        let n = table.epoll().wait(&mut events, EpollTimeout::ZERO).unwrap();
         events.truncate(n);
         events
     }
@@ -182,7 +179,11 @@ mod tests {
             // Something else holds a second descriptor for the same socket.
             let dup = conn.try_clone().unwrap();
             let token = table.insert(conn).unwrap();
-            assert_eq!(registrations(&table), 1, "insert should register the connection");
+            assert_eq!(
+                registrations(&table),
+                1,
+                "insert should register the connection"
+            );
             if let Err(e) = table.close(token) {
                 panic!(
                     "close returned {e}. If that came from EPOLL_CTL_DEL: DEL after close \
@@ -190,7 +191,10 @@ mod tests {
                      then close"
                 );
             }
-            assert!(table.get(token).is_none(), "get(token) after close should be None");
+            assert!(
+                table.get(token).is_none(),
+                "get(token) after close should be None"
+            );
             peer.write_all(b"after close").unwrap();
             let events = ready(&table);
             assert!(
@@ -315,7 +319,10 @@ mod tests {
             });
             let in_batch: Vec<u64> = batch.iter().map(|e| e.data()).collect();
             assert_eq!(count, 3, "three live connections were ready");
-            assert_eq!(seen, in_batch, "handle each event once, in the batch's order");
+            assert_eq!(
+                seen, in_batch,
+                "handle each event once, in the batch's order"
+            );
             for token in tokens {
                 table.close(token).unwrap();
             }

@@ -102,7 +102,13 @@ impl ConnTable {
         let token = token(fd, generation);
         self.ep
             .add(&conn, EpollEvent::new(EpollFlags::EPOLLIN, token))?;
-        self.slots.insert(fd, Slot { generation, fd: conn });
+        self.slots.insert(
+            fd,
+            Slot {
+                generation,
+                fd: conn,
+            },
+        );
         Ok(token)
     }
 
@@ -173,10 +179,7 @@ mod tests {
     /// What one `epoll_wait` with timeout 0 returns.
     fn ready(table: &ConnTable) -> Vec<EpollEvent> {
         let mut events = vec![EpollEvent::empty(); 8];
-        let n = table
-            .epoll()
-            .wait(&mut events, EpollTimeout::ZERO)
-            .unwrap();
+        let n = table.epoll().wait(&mut events, EpollTimeout::ZERO).unwrap();
         events.truncate(n);
         events
     }
@@ -199,7 +202,11 @@ mod tests {
             // Something else holds a second descriptor for the same socket.
             let dup = conn.try_clone().unwrap();
             let token = table.insert(conn).unwrap();
-            assert_eq!(registrations(&table), 1, "insert should register the connection");
+            assert_eq!(
+                registrations(&table),
+                1,
+                "insert should register the connection"
+            );
             if let Err(e) = table.close(token) {
                 panic!(
                     "close returned {e}. If that came from EPOLL_CTL_DEL: DEL after close \
@@ -207,7 +214,10 @@ mod tests {
                      then close"
                 );
             }
-            assert!(table.get(token).is_none(), "get(token) after close should be None");
+            assert!(
+                table.get(token).is_none(),
+                "get(token) after close should be None"
+            );
             peer.write_all(b"after close").unwrap();
             let events = ready(&table);
             assert!(
@@ -332,7 +342,10 @@ mod tests {
             });
             let in_batch: Vec<u64> = batch.iter().map(|e| e.data()).collect();
             assert_eq!(count, 3, "three live connections were ready");
-            assert_eq!(seen, in_batch, "handle each event once, in the batch's order");
+            assert_eq!(
+                seen, in_batch,
+                "handle each event once, in the batch's order"
+            );
             for token in tokens {
                 table.close(token).unwrap();
             }

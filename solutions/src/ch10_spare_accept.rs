@@ -277,7 +277,8 @@ mod tests {
             (first.conns.len(), first.refused),
             (0, 3),
             "3 clients queued, no descriptor free: all 3 should be refused (accepted with the \
-             spare's number and closed), none kept"
+             spare's number and closed), none kept. If one was kept, a descriptor was free: the \
+             spare's. Open the spare again right after closing each refused connection"
         );
         closed_promptly(&mut clients, "first round");
         // A second storm: the spare must be back in place.
@@ -311,7 +312,8 @@ mod tests {
         assert_eq!(
             (got.conns.len(), got.refused),
             (1, 2),
-            "3 clients queued, room for 1: keep 1, refuse 2"
+            "3 clients queued, room for 1: keep 1, refuse 2. Keeping more means the spare's \
+             number was free: open the spare again right after closing each refused connection"
         );
         closed_promptly(&mut clients[1..], "room for one");
         // The kept one works.

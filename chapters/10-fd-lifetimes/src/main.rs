@@ -135,7 +135,13 @@ fn close_only_copy() -> Result<()> {
     name_token(CONN_1, "conn-1");
     let (peer, conn) = fixtures::socketpair("peer", "conn-1")?;
     let ep = create1(EpollCreateFlags::EPOLL_CLOEXEC, "ep")?;
-    ctl(&ep.0, Op::Add, conn.as_raw_fd(), EpollFlags::EPOLLIN, CONN_1)?;
+    ctl(
+        &ep.0,
+        Op::Add,
+        conn.as_raw_fd(),
+        EpollFlags::EPOLLIN,
+        CONN_1,
+    )?;
     show_interest_list(&ep)?;
     let number = conn.as_raw_fd();
     note("conn-1 is the only descriptor of its open file description. Close it,");
@@ -162,7 +168,13 @@ fn close_with_dup() -> Result<()> {
     name_token(CONN_2, "conn-2");
     let (peer, conn) = fixtures::socketpair("peer", "conn-1")?;
     let ep = create1(EpollCreateFlags::EPOLL_CLOEXEC, "ep")?;
-    ctl(&ep.0, Op::Add, conn.as_raw_fd(), EpollFlags::EPOLLIN, CONN_1)?;
+    ctl(
+        &ep.0,
+        Op::Add,
+        conn.as_raw_fd(),
+        EpollFlags::EPOLLIN,
+        CONN_1,
+    )?;
     note("A second descriptor for the same open file description (a library, a");
     note("logger, a child process might hold one):");
     let dup = trace::dup(&conn, "conn-1-dup")?;
@@ -193,15 +205,15 @@ fn close_with_dup() -> Result<()> {
 
     note("The right order: EPOLL_CTL_DEL while the number is still open, then close.");
     let (peer_2, conn_2) = fixtures::socketpair("peer-2", "conn-2")?;
-    ctl(&ep.0, Op::Add, conn_2.as_raw_fd(), EpollFlags::EPOLLIN, CONN_2)?;
-    let dup_2 = trace::dup(&conn_2, "conn-2-dup")?;
     ctl(
         &ep.0,
-        Op::Del,
+        Op::Add,
         conn_2.as_raw_fd(),
-        EpollFlags::empty(),
-        0,
+        EpollFlags::EPOLLIN,
+        CONN_2,
     )?;
+    let dup_2 = trace::dup(&conn_2, "conn-2-dup")?;
+    ctl(&ep.0, Op::Del, conn_2.as_raw_fd(), EpollFlags::empty(), 0)?;
     trace::close(OwnedFd::from(conn_2))?;
     show_interest_list(&ep)?;
     trace::write(&peer_2, b"after close")?;
@@ -227,8 +239,10 @@ impl Child {
     /// `fork() -> child`. The child closes its copy of the pipe's write end,
     /// reads the read end until end of file, and exits with 0.
     fn spawn(child_name: &str) -> Result<Child> {
-        let (hold_r, hold_w) =
-            fixtures::pipe(&format!("{child_name}-hold-r"), &format!("{child_name}-hold-w"))?;
+        let (hold_r, hold_w) = fixtures::pipe(
+            &format!("{child_name}-hold-r"),
+            &format!("{child_name}-hold-w"),
+        )?;
         let (r, w) = (hold_r.as_raw_fd(), hold_w.as_raw_fd());
         // SAFETY: this process has only this thread (scenarios start no
         // other), and the child makes only async-signal-safe calls (close,
@@ -301,7 +315,13 @@ fn fork_keeps_registration() -> Result<()> {
     name_token(CONN_2, "conn-2");
     let (peer, conn) = fixtures::socketpair("peer", "conn-1")?;
     let ep = create1(EpollCreateFlags::EPOLL_CLOEXEC, "ep")?;
-    ctl(&ep.0, Op::Add, conn.as_raw_fd(), EpollFlags::EPOLLIN, CONN_1)?;
+    ctl(
+        &ep.0,
+        Op::Add,
+        conn.as_raw_fd(),
+        EpollFlags::EPOLLIN,
+        CONN_1,
+    )?;
     note("fork copies every descriptor: the child's copy of conn-1 refers to the");
     note("same open file description. The child does nothing but hold it, until");
     note("end of file on its pipe (when the parent closes child-hold-w).");
@@ -324,15 +344,15 @@ fn fork_keeps_registration() -> Result<()> {
 
     note("The right order works with a child too: DEL, then close.");
     let (peer_2, conn_2) = fixtures::socketpair("peer-2", "conn-2")?;
-    ctl(&ep.0, Op::Add, conn_2.as_raw_fd(), EpollFlags::EPOLLIN, CONN_2)?;
-    let child_2 = Child::spawn("child-2")?;
     ctl(
         &ep.0,
-        Op::Del,
+        Op::Add,
         conn_2.as_raw_fd(),
-        EpollFlags::empty(),
-        0,
+        EpollFlags::EPOLLIN,
+        CONN_2,
     )?;
+    let child_2 = Child::spawn("child-2")?;
+    ctl(&ep.0, Op::Del, conn_2.as_raw_fd(), EpollFlags::empty(), 0)?;
     trace::close(OwnedFd::from(conn_2))?;
     trace::write(&peer_2, b"hello")?;
     look(&ep)?;
@@ -419,9 +439,9 @@ impl Server {
             let key = lab_kit::names::token_name(data);
             match (slot, found) {
                 (Some(g), Some(_)) => format!("lookup({key}) => conn-{g}: handle the event"),
-                (Some(g), None) => format!(
-                    "lookup({key}) => the slot holds conn-{g} (gen {g}): stale, dropped"
-                ),
+                (Some(g), None) => {
+                    format!("lookup({key}) => the slot holds conn-{g} (gen {g}): stale, dropped")
+                }
                 (None, _) => format!("lookup({key}) => no such connection: dropped"),
             }
         });
@@ -437,7 +457,11 @@ impl Server {
 
     /// Removes a connection from the table (the caller DELs and closes it).
     fn forget(&mut self, fd: RawFd) -> OwnedFd {
-        self.table.slots.remove(&fd).expect("a connection of the table").1
+        self.table
+            .slots
+            .remove(&fd)
+            .expect("a connection of the table")
+            .1
     }
 }
 
@@ -469,7 +493,11 @@ fn number_reuse(mode: TokenMode) -> Result<()> {
             "conn-4 is {}, conn-3 was {} => {}",
             number_of(conn_4),
             number_of(conn_3),
-            if conn_4 == conn_3 { "same number" } else { "different" }
+            if conn_4 == conn_3 {
+                "same number"
+            } else {
+                "different"
+            }
         )
     });
     if conn_4 != conn_3 {
@@ -584,7 +612,11 @@ fn stale_batch(mode: TokenMode) -> Result<()> {
                     "conn-4 is {}, conn-3 was {} => {}",
                     number_of(conn_4),
                     number_of(conn_3),
-                    if conn_4 == conn_3 { "same number" } else { "different" }
+                    if conn_4 == conn_3 {
+                        "same number"
+                    } else {
+                        "different"
+                    }
                 )
             });
             continue;
@@ -634,66 +666,93 @@ enum Remedy {
 }
 
 // ANCHOR: emfile_loop
-/// One loop turn per wait, [`WINDOW`] waits, for the listener registered
-/// with `LISTENER`. Prints the first wait and what it led to; counts all.
-fn window(ep: &Epoll, listener: &TcpListener, remedy: Remedy, spare: &mut Option<OwnedFd>) -> Result<Window> {
+/// [`WINDOW`] turns of a loop that watches only the listener (registered
+/// with `LISTENER`), meeting EMFILE with `remedy`. The first turn prints
+/// its calls; all are counted.
+fn window(
+    ep: &Epoll,
+    listener: &TcpListener,
+    remedy: Remedy,
+    spare: &mut Option<OwnedFd>,
+) -> Result<Window> {
     let mut counts = Window::default();
-    for i in 0..WINDOW {
-        let printing = i == 0;
-        let turn = |counts: &mut Window, spare: &mut Option<OwnedFd>| -> Result<()> {
-            let n = epoll::wait(ep, &mut event_buffer(), Some(Duration::ZERO))?;
-            if n == 0 {
-                return Ok(());
-            }
-            counts.wakeups += 1;
-            // The only registration is the listener: accept until EAGAIN.
-            loop {
-                counts.accepts += 1;
-                match trace::accept(listener, "conn") {
-                    Ok(conn) => {
-                        counts.taken += 1;
-                        drop(conn);
-                    }
-                    Err(Errno::EAGAIN) => return Ok(()),
-                    Err(Errno::EMFILE) => {
-                        counts.emfile += 1;
-                        match remedy {
-                            Remedy::None => return Ok(()),
-                            Remedy::Pause => {
-                                ctl(&ep.0, Op::Mod, listener.as_raw_fd(), EpollFlags::empty(), LISTENER)?;
-                                return Ok(());
-                            }
-                            Remedy::Spare => {
-                                let Some(fd) = spare.take() else { return Ok(()) };
-                                trace::close(fd)?;
-                                let accepted = trace::accept(listener, "refused");
-                                counts.accepts += 1;
-                                let got = match accepted {
-                                    Ok(conn) => {
-                                        counts.taken += 1;
-                                        trace::close(conn)?;
-                                        true
-                                    }
-                                    Err(_) => false,
-                                };
-                                *spare = Some(trace::open("/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, "spare")?);
-                                if !got {
-                                    return Ok(());
-                                }
-                            }
-                        }
-                    }
-                    Err(e) => bail!("accept: {e}"),
-                }
-            }
-        };
-        if printing {
-            turn(&mut counts, spare)?;
-        } else {
-            trace::quietly(|| turn(&mut counts, spare))?;
-        }
+    turn(ep, listener, remedy, spare, &mut counts)?;
+    for _ in 1..WINDOW {
+        trace::quietly(|| turn(ep, listener, remedy, spare, &mut counts))?;
     }
     Ok(counts)
+}
+
+/// One turn: wait (timeout 0); if the listener is ready, accept until
+/// EAGAIN or EMFILE, and meet EMFILE with `remedy`.
+fn turn(
+    ep: &Epoll,
+    listener: &TcpListener,
+    remedy: Remedy,
+    spare: &mut Option<OwnedFd>,
+    counts: &mut Window,
+) -> Result<()> {
+    if epoll::wait(ep, &mut event_buffer(), Some(Duration::ZERO))? == 0 {
+        return Ok(());
+    }
+    counts.wakeups += 1;
+    loop {
+        counts.accepts += 1;
+        match trace::accept(listener, "conn") {
+            Ok(conn) => {
+                counts.taken += 1;
+                drop(conn);
+            }
+            Err(Errno::EAGAIN) => return Ok(()),
+            Err(Errno::EMFILE) => {
+                counts.emfile += 1;
+                match remedy {
+                    // Back to waiting: the connection is still queued.
+                    Remedy::None => return Ok(()),
+                    // Ask for nothing on the listener.
+                    Remedy::Pause => {
+                        let fd = listener.as_raw_fd();
+                        ctl(&ep.0, Op::Mod, fd, EpollFlags::empty(), LISTENER)?;
+                        return Ok(());
+                    }
+                    Remedy::Spare => {
+                        if !refuse_with_spare(listener, spare, counts)? {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            Err(e) => bail!("accept: {e}"),
+        }
+    }
+}
+
+/// Closes the spare, accepts, closes that connection, reopens the spare
+/// (in that order: the spare needs the number the connection had).
+/// Returns whether a connection was taken off the queue.
+fn refuse_with_spare(
+    listener: &TcpListener,
+    spare: &mut Option<OwnedFd>,
+    counts: &mut Window,
+) -> Result<bool> {
+    let Some(fd) = spare.take() else {
+        return Ok(false);
+    };
+    trace::close(fd)?;
+    counts.accepts += 1;
+    let refused = match trace::accept(listener, "refused") {
+        Ok(conn) => {
+            counts.taken += 1;
+            trace::close(conn)?;
+            true
+        }
+        // EAGAIN: the queue is empty. Do not accept again now: with the
+        // spare back, accept would say EMFILE before it looks at the queue.
+        Err(_) => false,
+    };
+    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+    *spare = Some(trace::open("/dev/null", flags, "spare")?);
+    Ok(refused)
 }
 // ANCHOR_END: emfile_loop
 
@@ -716,9 +775,19 @@ fn emfile() -> Result<()> {
     set_nonblocking(&listener)?;
     let addr = listener.local_addr()?;
     let ep = create1(EpollCreateFlags::EPOLL_CLOEXEC, "ep")?;
-    ctl(&ep.0, Op::Add, listener.as_raw_fd(), EpollFlags::EPOLLIN, LISTENER)?;
+    ctl(
+        &ep.0,
+        Op::Add,
+        listener.as_raw_fd(),
+        EpollFlags::EPOLLIN,
+        LISTENER,
+    )?;
     note("The spare descriptor for the third loop, opened while there is room:");
-    let mut spare = Some(trace::open("/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, "spare")?);
+    let mut spare = Some(trace::open(
+        "/dev/null",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        "spare",
+    )?);
     let clients: Vec<_> = (1..=5)
         .map(|i| fixtures::connect(addr, &format!("client-{i}")))
         .collect::<std::io::Result<_>>()?;
@@ -733,27 +802,39 @@ fn emfile() -> Result<()> {
     note("The listener stays readable: the connections are still queued.");
     trace::blank();
 
-    note(&format!("Loop 1, naive: on EMFILE, back to epoll_wait. {WINDOW} waits, the first shown:"));
+    note(&format!(
+        "Loop 1, naive: on EMFILE, back to epoll_wait. {WINDOW} waits, the first shown:"
+    ));
     let naive = window(&ep, &listener, Remedy::None, &mut None)?;
     report("naive", &naive);
     trace::blank();
 
     note("Loop 2, pause: on EMFILE, ask for nothing on the listener until a");
-    note(&format!("descriptor is freed (chapter 03's EchoServer). {WINDOW} waits:"));
+    note(&format!(
+        "descriptor is freed (chapter 03's EchoServer). {WINDOW} waits:"
+    ));
     let paused = window(&ep, &listener, Remedy::Pause, &mut None)?;
     report("pause", &paused);
     note("Meanwhile client-3 waits in the queue; nothing tells it anything:");
     expect(trace::peek(&clients[2], &mut [0u8; 64]), Errno::EAGAIN)?;
     note("A connection closes; the loop asks about the listener again:");
-    trace::close(OwnedFd::from(conn_1))?;
-    ctl(&ep.0, Op::Mod, listener.as_raw_fd(), EpollFlags::EPOLLIN, LISTENER)?;
+    trace::close(conn_1)?;
+    ctl(
+        &ep.0,
+        Op::Mod,
+        listener.as_raw_fd(),
+        EpollFlags::EPOLLIN,
+        LISTENER,
+    )?;
     expect_events(look(&ep)?, 1)?;
     let conn_3 = trace::accept(&listener, "conn-3")?;
     expect(trace::accept(&listener, "conn-4"), Errno::EMFILE)?;
     trace::blank();
 
     note("Loop 3, spare: on EMFILE, close the spare, accept, close that");
-    note(&format!("connection at once, reopen the spare. {WINDOW} waits:"));
+    note(&format!(
+        "connection at once, reopen the spare. {WINDOW} waits:"
+    ));
     let spared = window(&ep, &listener, Remedy::Spare, &mut spare)?;
     report("spare", &spared);
     note("The clients it could not keep learn it at once: end of file.");

@@ -167,12 +167,13 @@ fn saturated_server() {
     drop(kept);
     server.wait_for_closed(2);
     // The refused connections took no connection id: the next are 3 and 4.
-    let mut id = 3;
-    for round in 0..2 {
+    for id in [3, 4] {
         let mut client = connect_kept(&mut server, id);
-        echo_once(&mut client, format!("after the storm {round}").as_bytes());
+        echo_once(
+            &mut client,
+            format!("after the storm, conn-{id}").as_bytes(),
+        );
         drop(client);
-        id += 1;
     }
     server.wait_for_closed(4);
     assert_eq!(
