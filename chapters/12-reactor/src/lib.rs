@@ -1,0 +1,4 @@
+//! Chapter 12: a reactor, and a Redis-protocol server on it.
+pub mod resp;
+pub mod session;
+pub mod store;
