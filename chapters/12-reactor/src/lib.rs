@@ -2,3 +2,6 @@
 pub mod resp;
 pub mod session;
 pub mod store;
+
+#[cfg(test)]
+mod alloc_tests;

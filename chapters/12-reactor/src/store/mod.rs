@@ -13,7 +13,7 @@
 
 pub mod commands;
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use crate::session::Millis;
 
@@ -35,8 +35,10 @@ struct Expiry {
 /// The whole key space (Redis's database 0; this server has no SELECT).
 #[derive(Default)]
 pub struct Db {
-    /// std's SipHash: the keys come from clients, and a keyed hash keeps a
-    /// client from choosing keys that all collide (HashDoS).
+    /// hashbrown's map with foldhash: several times faster than std's
+    /// SipHash on short keys (a lookup is on every GET/SET/INCR), and still
+    /// seeded at random per map, so a client cannot know in advance which
+    /// keys collide.
     map: HashMap<Box<[u8]>, Entry>,
     /// The keys that have an expiry time, for the active expiry cycle to
     /// walk (Redis keeps them in a second table, `db->expires`).
@@ -120,7 +122,7 @@ impl Db {
             Some(entry) => {
                 entry.value.clear();
                 entry.value.extend_from_slice(value);
-                if !keep_ttl {
+                if !keep_ttl && entry.expiry.is_some() {
                     self.persist(key);
                 }
             }
