@@ -15,9 +15,10 @@ pub type Millis = u64;
 /// for or allocated according to a length the client sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Arguments in one command (`*<n>`). Redis 7 allows up to INT_MAX and
-    /// grows its argv as arguments arrive; Redis before 6.2 refused more
-    /// than 1024*1024, and so do we: no command here needs more.
+    /// Arguments in one command (`*<n>`). Redis 6.2 and earlier refused
+    /// more than 1024*1024 ("invalid multibulk length"); Redis 7 allows up
+    /// to INT_MAX and grows its argv as arguments arrive. We keep the old
+    /// limit: no command here needs more.
     pub max_multibulk_len: usize,
     /// Bytes in one argument (`$<n>`). Redis's proto-max-bulk-len is 512 MB;
     /// ours is 64 MiB: one such value already costs 64 MiB of input buffer
