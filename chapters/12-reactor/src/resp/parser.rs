@@ -159,6 +159,9 @@ pub struct Parser {
     args: Vec<Range<usize>>,
     /// Inline words, unescaped.
     scratch: Vec<u8>,
+    /// The buffer's length at the last `Ok(None)`: the next buffer must be
+    /// at least as long (it starts with the same bytes).
+    seen: usize,
 }
 
 impl Parser {
@@ -171,6 +174,7 @@ impl Parser {
             pos: 0,
             args: Vec::new(),
             scratch: Vec::new(),
+            seen: 0,
         }
     }
 
@@ -181,6 +185,19 @@ impl Parser {
     /// complete yet; call again with the same bytes plus more. `Err`: not
     /// RESP; the connection cannot be resynchronized and must be closed.
     pub fn parse(&mut self, buf: &[u8]) -> Result<Option<Frame>, ProtocolError> {
+        if buf.len() < self.seen {
+            // The caller broke the contract (it dropped bytes it was not
+            // told to drop). The saved offsets would point past the buffer:
+            // start over at the front rather than index out of bounds.
+            self.state = State::Start;
+            self.pos = 0;
+        }
+        let result = self.parse_resume(buf);
+        self.seen = if matches!(result, Ok(None)) { buf.len() } else { 0 };
+        result
+    }
+
+    fn parse_resume(&mut self, buf: &[u8]) -> Result<Option<Frame>, ProtocolError> {
         if self.state == State::Start {
             match buf.first() {
                 None => return Ok(None),
@@ -690,6 +707,14 @@ mod tests {
         // Up to the limit it only waits.
         let mut p = Parser::new(&limits());
         assert_eq!(p.parse(&long[..64 * 1024]), Ok(None));
+    }
+
+    #[test]
+    fn a_shorter_buffer_than_promised_restarts_instead_of_panicking() {
+        let mut p = Parser::new(&limits());
+        assert_eq!(p.parse(b"*2\r\n$3\r\nGET\r\n$1\r"), Ok(None));
+        let frame = p.parse(b"PING\r\n").unwrap().unwrap();
+        assert_eq!(p.argv(b"PING\r\n", frame).to_vecs(), vec![b"PING".to_vec()]);
     }
 
     /// A small xorshift generator: a fixed seed, so a failure replays.
