@@ -193,7 +193,11 @@ impl Parser {
             self.pos = 0;
         }
         let result = self.parse_resume(buf);
-        self.seen = if matches!(result, Ok(None)) { buf.len() } else { 0 };
+        self.seen = if matches!(result, Ok(None)) {
+            buf.len()
+        } else {
+            0
+        };
         result
     }
 
