@@ -29,3 +29,4 @@ pub mod ch07_drain;
 pub mod ch07_fair_reader;
 pub mod ch10_conn_table;
 pub mod ch10_spare_accept;
+pub mod ch12_resp_parser;
