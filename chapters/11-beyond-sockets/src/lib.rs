@@ -13,6 +13,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lab_kit::epoll::{self, Op};
@@ -101,7 +102,8 @@ pub struct Handled {
 pub struct OneLoop {
     pub ep: Epoll,
     pub conn: UnixStream,
-    pub waker: Waker,
+    /// Shared, so other threads can wake the loop.
+    pub waker: Arc<Waker>,
     pub timer: TimerFd,
     pub signals: SignalFd,
     /// A SIGINT or SIGTERM has been read: time to stop.
@@ -127,7 +129,7 @@ impl OneLoop {
             SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
             "sigfd",
         )?;
-        let waker = Waker::new("waker")?;
+        let waker = Arc::new(Waker::new("waker")?);
         let timer_flags = TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC;
         let timer = special::timerfd_create(ClockId::CLOCK_MONOTONIC, timer_flags, "timer")?;
         ch02_nonblocking_io::set_nonblocking(&conn)?;
