@@ -28,4 +28,5 @@ pub mod ch07_accept_loop;
 pub mod ch07_drain;
 pub mod ch07_fair_reader;
 pub mod ch11_deadlines;
+pub mod ch11_signals;
 pub mod ch11_waker;
