@@ -214,3 +214,38 @@ impl OneLoop {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the book says in "Why timers belong in the loop": a timer can
+    /// be armed from another thread, and a loop already asleep in
+    /// epoll_wait wakes for it, without a separate waker.
+    #[test]
+    fn a_timer_armed_by_another_thread_wakes_a_loop_already_asleep() {
+        let flags = TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC;
+        let timer = Arc::new(TimerFd::new(ClockId::CLOCK_MONOTONIC, flags).unwrap());
+        let ep = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).unwrap();
+        ep.add(timer.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, TIMER))
+            .unwrap();
+        let loop_thread = nix::unistd::gettid();
+        let theirs = Arc::clone(&timer);
+        let helper = std::thread::spawn(move || {
+            let limit = Duration::from_secs(5);
+            let asleep =
+                lab_kit::proc::wait_until_asleep(loop_thread, limit, |a| a.is_epoll_wait());
+            special::timerfd_settime(&theirs, Duration::from_millis(1), Duration::ZERO).unwrap();
+            asleep.is_some()
+        });
+        let mut events = [EpollEvent::empty(); 2];
+        let n = ep.wait(&mut events, 5000u16).unwrap();
+        assert!(helper.join().unwrap(), "the loop was never seen asleep");
+        assert_eq!(
+            n, 1,
+            "the timer armed by the other thread should wake the loop"
+        );
+        assert_eq!(events[0].data(), TIMER);
+        assert_eq!(special::timerfd_read(&timer), Ok(1));
+    }
+}
