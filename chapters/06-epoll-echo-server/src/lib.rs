@@ -70,8 +70,9 @@ fn serve_on<P: Poller>(poller: P, listener: TcpListener) -> io::Result<()> {
     loop {
         let events = match server.turn(None) {
             Ok(n) => n,
-            // No handler is installed, but a debugger or a stop/continue
-            // can still interrupt a wait: wait again.
+            // No handler is installed, but epoll_wait still fails with
+            // EINTR after the process is stopped and continued (Ctrl-Z,
+            // then `fg`; signal(7)): wait again.
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
