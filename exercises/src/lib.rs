@@ -29,4 +29,7 @@ pub mod ch07_drain;
 pub mod ch07_fair_reader;
 pub mod ch10_conn_table;
 pub mod ch10_spare_accept;
+pub mod ch11_deadlines;
+pub mod ch11_signals;
+pub mod ch11_waker;
 pub mod ch12_resp_parser;

@@ -33,7 +33,7 @@
 
 use std::io;
 use std::net::TcpListener;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use ch02_nonblocking_io::set_nonblocking;
@@ -96,6 +96,18 @@ pub struct EchoServer<P: Poller> {
     /// 64-byte message.)
     read_buf: Vec<u8>,
     log: Box<dyn FnMut(&str)>,
+    /// The caller's own descriptors in the same poller (a signalfd):
+    /// [`turn`](Self::turn) keeps their events for the caller.
+    others: OtherSources,
+}
+
+/// Descriptors the caller watches in the server's poller next to the
+/// sockets (chapter 06's signalfd). The server does not handle their
+/// events: it keeps them for [`EchoServer::take_other_events`].
+#[derive(Default)]
+struct OtherSources {
+    tokens: Vec<Token>,
+    events: Vec<Event>,
 }
 
 impl<P: Poller> EchoServer<P> {
@@ -116,6 +128,7 @@ impl<P: Poller> EchoServer<P> {
             events: Vec::new(),
             read_buf: vec![0; READ_CHUNK],
             log: Box::new(|line| println!("{line}")),
+            others: OtherSources::default(),
         })
     }
 
@@ -188,6 +201,8 @@ impl<P: Poller> EchoServer<P> {
         for event in &events {
             if event.token == LISTENER {
                 self.accept_all()?;
+            } else if self.others.tokens.contains(&event.token) {
+                self.others.events.push(*event);
             } else {
                 self.on_connection_event(*event);
             }
@@ -417,6 +432,71 @@ impl<P: Poller> EchoServer<P> {
         }
     }
     // ANCHOR_END: close
+}
+
+// ANCHOR: others
+/// The caller's own descriptors in the loop, and a clean stop.
+impl<P: Poller> EchoServer<P> {
+    /// Watches `fd` (a signalfd, an eventfd: something the caller handles
+    /// itself) for READABLE in the server's own poller, so one wait covers
+    /// the sockets and it. `token` must not be a connection's: connection
+    /// ids count up from 1, so take one from the top, like `Token(usize::MAX)`.
+    /// Its events are not handled by [`turn`](Self::turn), which keeps them
+    /// for [`take_other_events`](Self::take_other_events).
+    pub fn add_other(&mut self, fd: RawFd, token: Token) -> io::Result<()> {
+        self.poller.add(fd, token, Interest::READABLE)?;
+        self.others.tokens.push(token);
+        Ok(())
+    }
+
+    /// The events of the descriptors given to [`add_other`](Self::add_other)
+    /// since the last call (at most one per descriptor and turn).
+    pub fn take_other_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.others.events)
+    }
+
+    /// Closes every connection and returns how many there were. Each gets
+    /// what waits in its buffer, as far as its socket takes it now (the
+    /// sockets are non-blocking: a client that does not read loses the
+    /// rest), then its unread input is read and dropped: closing a TCP
+    /// socket with unread data sends a reset, which can destroy the
+    /// echo still in flight; without it the close sends a normal FIN after
+    /// the data.
+    pub fn close_all(&mut self) -> usize {
+        let tokens: Vec<Token> = self.connections.keys().copied().collect();
+        for token in &tokens {
+            if let Some(conn) = self.connections.get_mut(token) {
+                conn.flush_and_discard_input(&mut self.read_buf);
+            }
+            self.close(*token, "server shutting down");
+        }
+        tokens.len()
+    }
+}
+// ANCHOR_END: others
+
+impl Connection {
+    /// Before a shutdown: writes what is pending, as far as the socket
+    /// takes it without blocking, then reads and drops the input.
+    fn flush_and_discard_input(&mut self, buf: &mut [u8]) {
+        while !self.pending.is_empty() {
+            match trace::write(&self.fd, &self.pending) {
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(Errno::EINTR) => continue,
+                Err(_) => break, // EAGAIN (full) or a dead peer: give up
+            }
+        }
+        // Bounded: a client that keeps sending must not keep us here.
+        for _ in 0..64 {
+            match trace::read(&self.fd, buf) {
+                Ok(n) if n > 0 => continue,
+                Err(Errno::EINTR) => continue,
+                _ => break, // end of file, EAGAIN or an error
+            }
+        }
+    }
 }
 
 impl Connection {

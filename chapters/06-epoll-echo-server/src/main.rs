@@ -60,10 +60,13 @@ enum Command {
     Reset,
     /// Serve on 127.0.0.1 until Ctrl-C; SIGUSR1 prints the wake-up count
     ///
-    /// Ctrl-C sends SIGINT, whose default action ends the process; the kernel
-    /// closes every descriptor. `kill -USR1 PID` makes the server print
+    /// Ctrl-C (SIGINT) or SIGTERM stops it cleanly: every connection gets
+    /// what the server still holds for it and is closed, the server prints
+    /// `shutting down: N connections closed` and exits with status 0.
+    /// `kill -USR1 PID` makes the server print
     /// `stats: W wake-ups, C connections open, N system calls (...)`: its
-    /// wake-ups, and the system calls it made, counted by the calls.
+    /// wake-ups, and the system calls it made, counted by the calls. Both
+    /// signals are read from a signalfd in the loop (chapter 11).
     Serve {
         /// Where to listen (loopback only); port 0 lets the kernel choose,
         /// and the server prints the address it got first.
@@ -165,7 +168,6 @@ fn cli_main() -> Result<()> {
 }
 
 fn serve(addr: SocketAddr, backend: BackendArg) -> Result<()> {
-    ch06_epoll_echo_server::install_stats_signal().context("install the SIGUSR1 handler")?;
     let listener = lab_kit::cli::bind_loopback(addr)?;
     let backend = match backend {
         BackendArg::Epoll => Backend::Epoll,

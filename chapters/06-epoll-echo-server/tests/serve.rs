@@ -570,3 +570,144 @@ fn select_out_of_descriptors_the_server_neither_spins_nor_stops() {
         },
     );
 }
+
+/// Sends `signal` to the server once.
+fn send(server: &ServerProcess, signal: Signal) {
+    use nix::sys::signal::kill;
+    use nix::unistd::Pid;
+    kill(Pid::from_raw(server.pid() as i32), signal).expect("signal the server");
+}
+
+/// Reads `client` until end of file and returns what came; a reset
+/// (ECONNRESET) fails the test: a clean shutdown closes with a FIN.
+fn read_until_clean_end_of_file(client: TcpStream, who: &str) -> Vec<u8> {
+    let who = who.to_string();
+    within(LIMIT, "the client to see end of file", move || {
+        let mut client = client;
+        client.set_nonblocking(false).unwrap();
+        let mut all = Vec::new();
+        if let Err(e) = client.read_to_end(&mut all) {
+            panic!(
+                "{who}: reading after the shutdown failed with {e} after {} bytes: the server \
+                 must close cleanly (read the client's unread input before close, or the \
+                 kernel sends a reset)",
+                all.len()
+            );
+        }
+        all
+    })
+}
+
+/// Ctrl-C on a server with clients: the SIGINT comes through the signalfd,
+/// every connection is closed cleanly (its client reads end of file, not
+/// a reset; with `with_paused_client`, a client whose reading the server
+/// paused first gets a byte-exact part of its echo), the server prints
+/// `shutting down: N connections closed` and exits with 0. (Filling a
+/// client until the server pauses moves megabytes; once, on epoll, is
+/// enough to check it.)
+fn ctrl_c_closes_every_connection_and_exits_0(backend: &str, with_paused_client: bool) {
+    let mut server = start(backend);
+    let at_start = server.descriptors_above_stdio();
+    assert!(
+        at_start.iter().any(|d| d.contains("anon_inode:[signalfd]")),
+        "{backend}: the server should hold a signalfd: {at_start:?}"
+    );
+    let mut idle = Vec::new();
+    for i in 1..=3 {
+        let client = TcpStream::connect(server.addr).unwrap();
+        echo_once(&client, b"hello");
+        server.wait_for_line(LIMIT, "the client to be opened", |l| {
+            l == format!("conn-{i} opened")
+        });
+        idle.push(client);
+    }
+    let paused = with_paused_client.then(|| fill_until_paused(&mut server));
+
+    send(&server, Signal::SIGINT);
+    let line = server.wait_for_line(LIMIT, "`shutting down: ...`", |l| {
+        l.starts_with("shutting down")
+    });
+    let connected = if with_paused_client { 4 } else { 3 };
+    assert_eq!(
+        line,
+        format!("shutting down: {connected} connections closed"),
+        "{backend}: {connected} clients were connected"
+    );
+    let status = server.wait_for_exit(LIMIT);
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{backend}: after SIGINT the server must exit by itself with status 0 ({status})"
+    );
+    for (i, client) in idle.into_iter().enumerate() {
+        let rest = read_until_clean_end_of_file(client, &format!("idle client {}", i + 1));
+        assert!(rest.is_empty(), "an idle client had nothing more to get");
+    }
+    if let Some((paused, sent)) = paused {
+        let echoed = read_until_clean_end_of_file(paused, "the paused client");
+        assert!(
+            echoed.len() as u64 <= sent,
+            "the paused client got more than it sent"
+        );
+        if let Some(at) = (0..echoed.len()).find(|&i| echoed[i] != pattern_byte(i as u64)) {
+            panic!("{backend}: the paused client's echo differs from what it sent at byte {at}");
+        }
+    }
+}
+
+#[test]
+fn epoll_ctrl_c_closes_every_connection_and_exits_0() {
+    watched("epoll ctrl c closes every connection and exits 0", || {
+        ctrl_c_closes_every_connection_and_exits_0("epoll", true);
+    });
+}
+
+#[test]
+fn poll_ctrl_c_closes_every_connection_and_exits_0() {
+    watched("poll ctrl c closes every connection and exits 0", || {
+        ctrl_c_closes_every_connection_and_exits_0("poll", false);
+    });
+}
+
+#[test]
+fn select_ctrl_c_closes_every_connection_and_exits_0() {
+    watched("select ctrl c closes every connection and exits 0", || {
+        ctrl_c_closes_every_connection_and_exits_0("select", false);
+    });
+}
+
+#[test]
+fn sigterm_also_stops_the_server_cleanly() {
+    watched("sigterm also stops the server cleanly", || {
+        let mut server = start("epoll");
+        let client = TcpStream::connect(server.addr).unwrap();
+        echo_once(&client, b"hi");
+        send(&server, Signal::SIGTERM);
+        server.wait_for_line(LIMIT, "`shutting down: 1 connections closed`", |l| {
+            l == "shutting down: 1 connections closed"
+        });
+        assert_eq!(server.wait_for_exit(LIMIT).code(), Some(0));
+        read_until_clean_end_of_file(client, "the client");
+    });
+}
+
+/// With a flag set by a handler, a SIGUSR1 that landed between the loop's
+/// check of the flag and its wait went unanswered until some socket had
+/// news. Through the signalfd it stays pending and the wait returns: each
+/// single SIGUSR1, never repeated, gets its `stats:` line at once.
+#[test]
+fn every_single_sigusr1_is_answered_without_resending() {
+    watched("every single sigusr1 is answered without resending", || {
+        let mut server = start("epoll");
+        for round in 0..100 {
+            send(&server, Signal::SIGUSR1);
+            let line =
+                server.try_wait_for_line(Duration::from_secs(5), |l| l.starts_with("stats:"));
+            assert!(
+                line.is_some(),
+                "round {round}: one SIGUSR1 got no `stats:` line within 5 s; the signal must \
+                 not be lost between a check and the wait"
+            );
+        }
+    });
+}

@@ -46,28 +46,15 @@ impl GenToken {
 // ANCHOR_END: gen_token
 
 // ANCHOR: serve
-/// Serves `listener` forever: chapter 03's [`EchoServer`] on epoll, with a
-/// spare descriptor for EMFILE. Prints `listening on ADDR`, then the loop's
-/// log; on SIGUSR1 (install it first with
-/// [`ch06_epoll_echo_server::install_stats_signal`]) a `stats:` line with
-/// the number of wake-ups, so a test can see that it never spins.
+/// Serves `listener` until SIGINT or SIGTERM: chapter 03's [`EchoServer`]
+/// on epoll, with a spare descriptor for EMFILE, run by chapter 06's loop
+/// ([`ch06_epoll_echo_server::run_until_signalled`]). Prints
+/// `listening on ADDR`, then the loop's log; on SIGUSR1 a `stats:` line
+/// with the number of wake-ups, so a test can see that it never spins.
 pub fn serve(listener: TcpListener) -> io::Result<()> {
-    use ch06_epoll_echo_server::{stats_line, stats_requested};
     let addr = listener.local_addr()?;
-    let mut server = EchoServer::new(EpollPoller::new()?, listener)?.with_spare_descriptor()?;
-    println!("listening on {addr}");
-    let mut wakeups: u64 = 0;
-    loop {
-        if stats_requested() {
-            println!("{}", stats_line(wakeups, server.connection_count()));
-        }
-        match server.turn(None) {
-            Ok(_) => wakeups += 1,
-            // SIGUSR1 interrupted the wait: loop to the check.
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let server = EchoServer::new(EpollPoller::new()?, listener)?.with_spare_descriptor()?;
+    ch06_epoll_echo_server::run_until_signalled(server, addr)
 }
 // ANCHOR_END: serve
 

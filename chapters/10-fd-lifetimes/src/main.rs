@@ -80,7 +80,6 @@ fn cli_main() -> Result<()> {
         return Ok(());
     };
     if let Command::Serve { addr } = command {
-        ch06_epoll_echo_server::install_stats_signal().context("install the SIGUSR1 handler")?;
         let listener = lab_kit::cli::bind_loopback(addr)?;
         return ch10_fd_lifetimes::serve(listener).context("the event loop failed");
     }

@@ -12,6 +12,8 @@
 //!   only once it really sleeps.
 //! - [`cli`]: what every chapter's command line does alike (usage errors,
 //!   `--addr`, bind errors with a hint, no backtraces).
+//! - [`special`]: eventfd, timerfd and signalfd calls (and the signal
+//!   calls around signalfd), tracing the values they read and write.
 //! - [`transcript`] and [`server`]: helpers for the chapters' tests (run a
 //!   scenario binary and format its output; start a `serve` process).
 //!
@@ -30,6 +32,7 @@ pub mod fixtures;
 pub mod names;
 pub mod proc;
 pub mod server;
+pub mod special;
 pub mod trace;
 pub mod transcript;
 pub mod watchdog;

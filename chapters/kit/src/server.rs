@@ -206,6 +206,27 @@ impl ServerProcess {
     }
 }
 
+impl ServerProcess {
+    /// Waits for the process to end by itself (after a signal the test
+    /// sent, say) and returns its status; panics if it is still running
+    /// after `limit`. The log stays readable through [`log`](Self::log).
+    pub fn wait_for_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the server") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "the server was still running {limit:?} later; its log so far:\n{}",
+                    self.log().join("\n")
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
