@@ -20,7 +20,8 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::select::FdSet;
 
 const PACKAGE: &str = "ch09-nested-epoll";
-const ABOUT: &str = "nested epoll: an epoll fd is pollable, outer vs inner modes, cycles, depth, composing loops";
+const ABOUT: &str =
+    "nested epoll: an epoll fd is pollable, outer vs inner modes, cycles, depth, composing loops";
 
 #[derive(Parser)]
 #[command(name = PACKAGE, about = ABOUT)]
@@ -126,7 +127,13 @@ fn epoll_is_pollable() -> Result<()> {
     lab_kit::names::set_baseline()?;
     let (peer, sock) = fixtures::socketpair("peer", "sock")?;
     let inner = create1(EpollCreateFlags::EPOLL_CLOEXEC, "inner")?;
-    ctl(&inner.0, Op::Add, sock.as_raw_fd(), EpollFlags::EPOLLIN, SOCK)?;
+    ctl(
+        &inner.0,
+        Op::Add,
+        sock.as_raw_fd(),
+        EpollFlags::EPOLLIN,
+        SOCK,
+    )?;
     note("An outer instance watches the inner one, asking for input and output:");
     let outer = create1(EpollCreateFlags::EPOLL_CLOEXEC, "outer")?;
     let both = EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT;
@@ -256,8 +263,12 @@ fn matrix(flags: MatrixFlags) -> Result<()> {
     name_token(SOCK, "sock");
     name_token(INNER, "inner");
     name_token(STOP, "stop");
-    let outers = flags.outer.map_or(vec![Mode::Level, Mode::Edge], |m| vec![m.mode()]);
-    let inners = flags.inner.map_or(vec![Mode::Level, Mode::Edge], |m| vec![m.mode()]);
+    let outers = flags
+        .outer
+        .map_or(vec![Mode::Level, Mode::Edge], |m| vec![m.mode()]);
+    let inners = flags
+        .inner
+        .map_or(vec![Mode::Level, Mode::Edge], |m| vec![m.mode()]);
     note("outer watches inner, inner watches sock; the peer writes one byte.");
     note("Each case is run like the kernel's selftest (epoll_wakeup_test.c), on");
     note("a fresh nest each time.");
@@ -434,7 +445,9 @@ fn waiters(outer_mode: Mode, inner_mode: Mode, second: Waiter) -> Result<usize> 
     }
     trace::quietly(|| trace::write(&stop_peer, b"s"))?;
     for thread in threads {
-        thread.join().map_err(|_| anyhow::anyhow!("a waiter panicked"))?;
+        thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("a waiter panicked"))?;
     }
     got.extend(results.try_iter());
     drop(stop);
@@ -494,7 +507,13 @@ fn cycle() -> Result<()> {
     add(&top, &left)?;
     add(&top, &right)?;
     let (peer, sock) = fixtures::socketpair("peer", "sock")?;
-    ctl(&bottom.0, Op::Add, sock.as_raw_fd(), EpollFlags::EPOLLIN, SOCK)?;
+    ctl(
+        &bottom.0,
+        Op::Add,
+        sock.as_raw_fd(),
+        EpollFlags::EPOLLIN,
+        SOCK,
+    )?;
     note("One write; the wake-up climbs both paths:");
     trace::write(&peer, b"w")?;
     look(&top, 8)?;
@@ -532,7 +551,13 @@ fn depth_limit() -> Result<()> {
     let (peer, sock) = fixtures::socketpair("peer", "sock")?;
     let first = create1(EpollCreateFlags::EPOLL_CLOEXEC, "ep-1")?;
     name_token(token_of(&first), "ep-1");
-    ctl(&first.0, Op::Add, sock.as_raw_fd(), EpollFlags::EPOLLIN, SOCK)?;
+    ctl(
+        &first.0,
+        Op::Add,
+        sock.as_raw_fd(),
+        EpollFlags::EPOLLIN,
+        SOCK,
+    )?;
     let mut chain = vec![first];
     loop {
         if chain.len() == MOST_INSTANCES {

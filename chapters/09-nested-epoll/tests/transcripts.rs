@@ -67,10 +67,22 @@ fn only_the_refused_links_einval_is_normalised() {
 /// outer waits; epoll21-24 (poll, wait) twice; epoll25-28 waiters that got
 /// the event; epoll29-32 the same with one waiter in poll.
 const SELFTEST: [(&str, &str); 4] = [
-    ("outer level, inner level", "17: 1, 1; 21: 1+1, 1+1; 25: 2; 29: 2"),
-    ("outer level, inner edge", "18: 1, 1; 22: 1+1, 1+1; 26: 2; 30: 2"),
-    ("outer edge, inner level", "19: 1, 0; 23: 1+1, 0+0; 27: 1; 31: 1"),
-    ("outer edge, inner edge", "20: 1, 0; 24: 1+1, 0+0; 28: 1; 32: 1"),
+    (
+        "outer level, inner level",
+        "17: 1, 1; 21: 1+1, 1+1; 25: 2; 29: 2",
+    ),
+    (
+        "outer level, inner edge",
+        "18: 1, 1; 22: 1+1, 1+1; 26: 2; 30: 2",
+    ),
+    (
+        "outer edge, inner level",
+        "19: 1, 0; 23: 1+1, 0+0; 27: 1; 31: 1",
+    ),
+    (
+        "outer edge, inner edge",
+        "20: 1, 0; 24: 1+1, 0+0; 28: 1; 32: 1",
+    ),
 ];
 
 #[test]
@@ -89,6 +101,9 @@ fn the_matrix_agrees_with_the_kernel_selftest() {
         let parts: Vec<&str> = table.split(" | ").collect();
         let first = parts[0].split("; inner").next().unwrap();
         let seen = format!("{first}; {}; {}; {}", parts[1], parts[2], parts[3]);
-        assert_eq!(seen, expected, "{case}: the kernel disagrees with its selftest");
+        assert_eq!(
+            seen, expected,
+            "{case}: the kernel disagrees with its selftest"
+        );
     }
 }
