@@ -164,13 +164,18 @@ mod tests {
 
     #[test]
     fn one_edge_is_enough_to_deliver_everything_that_was_ready() {
-        let got = within(LIMIT, "dispatch to return", || {
-            let mut sub = SubLoop::new(8).unwrap();
-            let _a = connection(&mut sub, A, b"from a");
-            let _b = connection(&mut sub, B, b"from b");
-            let user = user_loop(&sub, true);
-            run_user_loop(&mut sub, &user, 20).0
-        });
+        let got = within(
+            LIMIT,
+            "dispatch to return. It did not: if it blocked, it waited on its own instance with \
+             a timeout other than 0; if it spun, its instance kept reporting something",
+            || {
+                let mut sub = SubLoop::new(8).unwrap();
+                let _a = connection(&mut sub, A, b"from a");
+                let _b = connection(&mut sub, B, b"from b");
+                let user = user_loop(&sub, true);
+                run_user_loop(&mut sub, &user, 20).0
+            },
+        );
         assert!(
             got.get(&A).is_some() && got.get(&B).is_some(),
             "two connections had a message each; the user's instance watches the sub-loop's \
@@ -212,7 +217,10 @@ mod tests {
 
     #[test]
     fn work_left_after_the_budget_is_reported_again() {
-        let (got, rounds) = within(LIMIT, "the user's loop to deliver 100 chunks", || {
+        let spin = "the user's loop to deliver 100 chunks. It is still running: a dispatch that \
+                    never returns, or a sub-loop fd that never stops being readable. Is the \
+                    kick eventfd read back to zero at the start of dispatch?";
+        let (got, rounds) = within(LIMIT, spin, || {
             let mut sub = SubLoop::new(4).unwrap();
             let _a = connection(&mut sub, A, &[b'x'; CHUNK * 100]);
             let user = user_loop(&sub, true);
@@ -232,7 +240,10 @@ mod tests {
 
     #[test]
     fn when_all_is_done_the_fd_is_quiet() {
-        let still_reported = within(LIMIT, "the user's loop to finish", || {
+        let spin = "the user's loop to finish. dispatch spins: its own instance keeps reporting \
+                    the kick eventfd, which stays readable until it is read. Take the kick back \
+                    at the start of dispatch (read the eventfd; EAGAIN means there was none)";
+        let still_reported = within(LIMIT, spin, || {
             let mut sub = SubLoop::new(4).unwrap();
             let _a = connection(&mut sub, A, &[b'x'; CHUNK * 10]);
             let user = user_loop(&sub, false);
@@ -254,7 +265,10 @@ mod tests {
 
     #[test]
     fn a_closed_peer_is_forgotten() {
-        let (got, rounds, quiet) = within(LIMIT, "the user's loop to finish", || {
+        let spin = "the user's loop to finish after the peer closed. dispatch spins: end of \
+                    file (a read returning 0) is reported on every wait while the connection \
+                    stays registered. Deregister it (EPOLL_CTL_DEL) and drop it";
+        let (got, rounds, quiet) = within(LIMIT, spin, || {
             let mut sub = SubLoop::new(4).unwrap();
             let a = connection(&mut sub, A, b"bye");
             drop(a);

@@ -269,8 +269,8 @@ mod tests {
             remembered(reg),
             kernel_links(reg),
             "after {after}: the registry's links (left) differ from the kernel's (right, read \
-             from /proc/self/fdinfo). Remember a link only when epoll_ctl returned 0: a \
-             refused ADD makes no link"
+             from /proc/self/fdinfo). Remember a link exactly when epoll_ctl returned 0: \
+             every accepted ADD made one, a refused ADD made none"
         );
     }
 

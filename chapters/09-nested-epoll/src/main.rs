@@ -143,16 +143,16 @@ fn epoll_is_pollable() -> Result<()> {
     select_read_write(&inner.0)?;
     look(&outer, 8)?;
     trace::blank();
-    note("The peer writes; sock becomes readable, and so does inner:");
+    note("The peer writes; sock becomes readable. The same three questions:");
     trace::write(&peer, b"hello")?;
     poll_in(&inner.0, PollFlags::POLLIN | PollFlags::POLLOUT)?;
     select_read_write(&inner.0)?;
     look(&outer, 8)?;
-    note("Looking at inner took nothing from it: its own wait still reports sock.");
+    note("Did looking take anything from inner? Its own wait, twice:");
     look(&inner, 8)?;
     look(&inner, 8)?;
     trace::read(&sock, &mut [0; 64])?;
-    note("sock is empty now; inner is readable no more:");
+    note("sock is empty now. Is inner still readable?");
     poll_in(&inner.0, PollFlags::POLLIN)?;
     trace::blank();
     note("A subtler case. Data arrives and is read before anyone waits on inner.");
@@ -162,7 +162,7 @@ fn epoll_is_pollable() -> Result<()> {
     trace::read(&sock, &mut [0; 64])?;
     look(&outer, 8)?;
     poll_in(&inner.0, PollFlags::POLLIN)?;
-    note("No. Polling an epoll fd does not stop at \"the ready list has entries\":");
+    note("Polling an epoll fd does not stop at \"the ready list has entries\":");
     note("it asks each entry's file again (ep_eventpoll_poll -> ep_item_poll), and");
     note("drops the entries that are not really ready.");
     Ok(())
@@ -484,7 +484,7 @@ fn cycle() -> Result<()> {
     for (ep, name) in [(&e1, "e1"), (&e2, "e2"), (&e3, "e3")] {
         name_token(token_of(ep), name);
     }
-    note("e1 inside e2 is fine:");
+    note("e1 inside e2:");
     add(&e2, &e1)?;
     note("e2 inside e1 would close a loop (e1 -> e2 -> e1):");
     let _ = add(&e1, &e2);
@@ -514,7 +514,7 @@ fn cycle() -> Result<()> {
         EpollFlags::EPOLLIN,
         SOCK,
     )?;
-    note("One write; the wake-up climbs both paths:");
+    note("One write under bottom. What does top report?");
     trace::write(&peer, b"w")?;
     look(&top, 8)?;
     Ok(())
@@ -574,7 +574,7 @@ fn depth_limit() -> Result<()> {
     }
     trace::tally("epoll instances in the chain (ep-1 .. top)", chain.len());
     trace::tally("epoll-in-epoll links in the chain", chain.len() - 1);
-    note("The chain that was accepted works: a write to sock climbs every link.");
+    note("Does the accepted chain work? A write to sock, then a wait on the top:");
     trace::write(&peer, b"w")?;
     look(chain.last().expect("at least ep-1"), 8)?;
     Ok(())
@@ -615,13 +615,13 @@ fn compose(mode: Mode) -> Result<()> {
             look(&main, 8)?;
         }
         Mode::Edge => {
-            note("Edge: silence. Yet conn-b's message is waiting, and the library's fd");
-            note("says so to anyone who asks:");
+            note("Edge: silence. Is conn-b's message still there? Ask the library's fd,");
+            note("and peek at conn-b:");
             poll_in(inbox.fd(), PollFlags::POLLIN)?;
             if let Some(conn_b) = inbox.connection(CONN_B) {
                 trace::peek(conn_b, &mut [0; 64])?;
             }
-            note("Only something new inside the library fires the outer edge again:");
+            note("Something new inside the library: one more message on conn-a.");
             trace::write(&peer_a, b"a2")?;
             look(&main, 8)?;
             note("The fix: dispatch drains its own ready list (timeout 0, until 0).");
