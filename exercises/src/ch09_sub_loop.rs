@@ -177,7 +177,7 @@ mod tests {
             },
         );
         assert!(
-            got.get(&A).is_some() && got.get(&B).is_some(),
+            got.contains_key(&A) && got.contains_key(&B),
             "two connections had a message each; the user's instance watches the sub-loop's \
              fd edge-triggered and called dispatch whenever it reported it. Delivered: {:?} \
              of 2 - the rest stalled: the user heard nothing more. An EPOLLET outer edge \
