@@ -89,6 +89,10 @@ impl SubLoop {
     /// the task above. Returns the number of reads that delivered data.
     pub fn dispatch(&mut self, mut on_data: impl FnMut(u64, &[u8])) -> nix::Result<usize> {
         // An earlier kick has done its job: we are running.
+        match self.kick.read() {
+            Ok(_) | Err(Errno::EAGAIN) => {}
+            Err(e) => return Err(e),
+        }
         let mut handled = 0;
         let mut buf = [0u8; CHUNK];
         while handled < self.budget {
