@@ -31,36 +31,37 @@ struct Cli {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum SharedMode {
-    /// Level-triggered (no flag).
+    // Level-triggered (no flag).
     Level,
-    /// Edge-triggered (EPOLLET).
+    // Edge-triggered (EPOLLET).
     Edge,
-    /// Level-triggered with EPOLLONESHOT.
+    // Level-triggered with EPOLLONESHOT.
     Oneshot,
 }
 
 #[derive(Args)]
 struct SharedFlag {
-    /// How the one socket is registered on the shared instance.
+    /// How conn is registered: EPOLLIN, EPOLLIN|EPOLLET, or EPOLLIN|EPOLLONESHOT.
     #[arg(long, value_enum, default_value = "level")]
     mode: SharedMode,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum HerdMode {
-    /// Each instance registers the listener with EPOLLIN (no flag).
+    // Each instance registers the listener with EPOLLIN (no flag).
     Plain,
-    /// Each instance registers it with EPOLLIN|EPOLLONESHOT (the myth).
+    // Each instance registers it with EPOLLIN|EPOLLONESHOT (the myth).
     Oneshot,
-    /// Each instance registers it with EPOLLIN|EPOLLEXCLUSIVE.
+    // Each instance registers it with EPOLLIN|EPOLLEXCLUSIVE.
     Exclusive,
-    /// One SO_REUSEPORT listener per thread, each in its own instance.
+    // One SO_REUSEPORT listener per thread, each in its own instance.
     Reuseport,
 }
 
 #[derive(Args)]
 struct HerdFlag {
-    /// How the four instances watch for connections.
+    /// plain: EPOLLIN; oneshot: EPOLLIN|EPOLLONESHOT; exclusive: EPOLLIN|EPOLLEXCLUSIVE;
+    /// reuseport: EPOLLIN, but one SO_REUSEPORT listener per thread.
     #[arg(long, value_enum, default_value = "plain")]
     mode: HerdMode,
 }
