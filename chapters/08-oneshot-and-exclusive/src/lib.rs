@@ -16,7 +16,7 @@
 //!   would depend on the scheduler.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
@@ -77,7 +77,9 @@ impl Waited {
             Ok(events) => {
                 let mut shown: Vec<String> = events
                     .iter()
-                    .map(|(token, flags)| format!("{}: {}", token_name(*token), epoll_flags(*flags)))
+                    .map(|(token, flags)| {
+                        format!("{}: {}", token_name(*token), epoll_flags(*flags))
+                    })
                     .collect();
                 shown.sort();
                 format!("{}: [{}]", events.len(), shown.join(", "))
@@ -206,9 +208,4 @@ pub fn reuseport_listener(port: u16, listener_name: &str) -> nix::Result<TcpList
         )
     });
     Ok(listener)
-}
-
-/// The local address of `listener` (a helper for connecting to it).
-pub fn local(listener: &TcpListener) -> std::io::Result<SocketAddr> {
-    listener.local_addr()
 }

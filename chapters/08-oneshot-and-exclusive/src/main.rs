@@ -228,7 +228,9 @@ fn start_workers(
     let workers = Waiters::start(&names, {
         let (ep, conn) = (Arc::clone(ep), Arc::clone(conn));
         move |i| {
-            let go = go_recvs.lock().expect("go list")[i].take().expect("one go each");
+            let go = go_recvs.lock().expect("go list")[i]
+                .take()
+                .expect("one go each");
             let waited = Waited::wait(&ep, 8, WAIT_LIMIT);
             let got_event = waited.count() > 0;
             let _ = news_send.send(WorkerNews::Waited(i, waited));
@@ -290,7 +292,8 @@ fn duplicate_handling() -> Result<()> {
         if i == 1 {
             trace::write(&peer, b"lo\n")?;
         }
-        go.send(()).map_err(|_| anyhow!("worker-{} is gone", i + 1))?;
+        go.send(())
+            .map_err(|_| anyhow!("worker-{} is gone", i + 1))?;
         match next_news(&news)? {
             WorkerNews::Handled(j, handled) => {
                 show_read(&format!("thread worker-{}", j + 1), &handled);
@@ -435,7 +438,10 @@ fn herd(mode: HerdMode) -> Result<()> {
         let port = first.local_addr()?.port();
         listeners.push(Arc::new(first));
         for i in 2..=THREADS {
-            listeners.push(Arc::new(reuseport_listener(port, &format!("listener-{i}"))?));
+            listeners.push(Arc::new(reuseport_listener(
+                port,
+                &format!("listener-{i}"),
+            )?));
         }
     } else {
         note(&format!(
@@ -447,7 +453,9 @@ fn herd(mode: HerdMode) -> Result<()> {
         ));
         let listener = fixtures::listener("listener")?;
         set_nonblocking(&listener)?;
-        listeners = vec![Arc::new(listener); THREADS];
+        // Every thread watches (and accepts from) the same socket.
+        let shared = Arc::new(listener);
+        listeners = vec![shared; THREADS];
     }
     let mut instances = Vec::new();
     // Every thread's data token says "listener": its own (in reuseport mode),
@@ -490,16 +498,26 @@ fn herd(mode: HerdMode) -> Result<()> {
         })
         .collect();
     let woken = waits.iter().filter(|w| w.count() > 0).count();
-    let accepts: Vec<&nix::Result<()>> = reports.iter().filter_map(|r| r.accepted.as_ref()).collect();
+    let accepts: Vec<&nix::Result<()>> =
+        reports.iter().filter_map(|r| r.accepted.as_ref()).collect();
     let connections = accepts.iter().filter(|r| r.is_ok()).count();
-    let eagain = accepts.iter().filter(|r| ***r == Err(Errno::EAGAIN)).count();
+    let eagain = accepts
+        .iter()
+        .filter(|r| ***r == Err(Errno::EAGAIN))
+        .count();
     if mode == HerdMode::Exclusive {
         note("EPOLLEXCLUSIVE promises \"one or more\" (epoll_ctl(2)): a bound, not a number.");
         trace::view("check", "check", || {
-            format!("waiters that returned with the event: at least 1 => {}", woken >= 1)
+            format!(
+                "waiters that returned with the event: at least 1 => {}",
+                woken >= 1
+            )
         });
         trace::view("check", "check", || {
-            format!("waiters that returned with the event: fewer than {THREADS} => {}", woken < THREADS)
+            format!(
+                "waiters that returned with the event: fewer than {THREADS} => {}",
+                woken < THREADS
+            )
         });
         trace::view("check", "check", || {
             format!(
