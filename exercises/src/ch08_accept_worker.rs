@@ -57,7 +57,10 @@ impl AcceptWorker {
     /// Waits up to `timeout` milliseconds for the listener to be readable.
     pub fn wait(&self, timeout_ms: u16) -> io::Result<bool> {
         let mut events = [EpollEvent::empty(); 1];
-        Ok(self.epoll.wait(&mut events, EpollTimeout::from(timeout_ms))? > 0)
+        Ok(self
+            .epoll
+            .wait(&mut events, EpollTimeout::from(timeout_ms))?
+            > 0)
     }
 
     /// Accepts every queued connection; none is fine.
@@ -147,7 +150,11 @@ mod tests {
             let listener = listener();
             let w = worker(&listener);
             let list = interest_list(w.epoll()).unwrap();
-            assert_eq!(list.len(), 1, "the worker's instance watches the listener only");
+            assert_eq!(
+                list.len(),
+                1,
+                "the worker's instance watches the listener only"
+            );
             list[0].events
         });
         assert!(
@@ -177,50 +184,63 @@ mod tests {
 
     #[test]
     fn one_connection_four_workers_one_accept() {
-        let (woken, accepted) = within(LIMIT, "four workers and one connection", || {
-            let listener = Arc::new(listener());
-            let workers: Vec<AcceptWorker> = (0..4).map(|_| worker(&listener)).collect();
-            let after_waits = Arc::new(Barrier::new(4));
-            let mut tids = Vec::new();
-            let mut threads = Vec::new();
-            for w in workers {
-                let (listener, after_waits) = (Arc::clone(&listener), Arc::clone(&after_waits));
-                let (tid_send, tid) = std::sync::mpsc::channel();
-                threads.push(std::thread::spawn(move || {
-                    tid_send.send(nix::unistd::gettid()).unwrap();
-                    let woken = w.wait(1000).unwrap();
-                    after_waits.wait();
-                    let accepted = if woken { w.accept_ready(&listener) } else { Ok(vec![]) };
-                    (woken, accepted.map(|v| v.len()))
-                }));
-                tids.push(tid.recv().unwrap());
-            }
-            for tid in tids {
-                lab_kit::proc::wait_until_asleep(tid, Duration::from_secs(2), |a| {
-                    a.is_epoll_wait()
-                })
-                .expect("a worker never slept in epoll_wait");
-            }
-            let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-            let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-            let woken = results.iter().filter(|(w, _)| *w).count();
-            let mut accepted = 0;
-            for (_, r) in results {
-                match r {
-                    Ok(n) => accepted += n,
-                    Err(e) => panic!(
-                        "a woken worker's accept_ready failed with {e}: with several workers \
-                         woken for one connection, the losers get EAGAIN; that is not an error"
-                    ),
+        let (woken, accepted) = within(
+            LIMIT,
+            "four workers and one connection to be done within a second. A worker stuck in \
+             accept means the listener is still blocking: AcceptWorker::new must make it \
+             non-blocking (set_nonblocking(true))",
+            || {
+                let listener = Arc::new(listener());
+                let workers: Vec<AcceptWorker> = (0..4).map(|_| worker(&listener)).collect();
+                let after_waits = Arc::new(Barrier::new(4));
+                let mut tids = Vec::new();
+                let mut threads = Vec::new();
+                for w in workers {
+                    let (listener, after_waits) = (Arc::clone(&listener), Arc::clone(&after_waits));
+                    let (tid_send, tid) = std::sync::mpsc::channel();
+                    threads.push(std::thread::spawn(move || {
+                        tid_send.send(nix::unistd::gettid()).unwrap();
+                        let woken = w.wait(1000).unwrap();
+                        after_waits.wait();
+                        let accepted = if woken {
+                            w.accept_ready(&listener)
+                        } else {
+                            Ok(vec![])
+                        };
+                        (woken, accepted.map(|v| v.len()))
+                    }));
+                    tids.push(tid.recv().unwrap());
                 }
-            }
-            (woken, accepted)
-        });
+                for tid in tids {
+                    lab_kit::proc::wait_until_asleep(tid, Duration::from_secs(2), |a| {
+                        a.is_epoll_wait()
+                    })
+                    .expect("a worker never slept in epoll_wait");
+                }
+                let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+                let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+                let woken = results.iter().filter(|(w, _)| *w).count();
+                let mut accepted = 0;
+                for (_, r) in results {
+                    match r {
+                        Ok(n) => accepted += n,
+                        Err(e) => panic!(
+                            "a woken worker's accept_ready failed with {e}: with several workers \
+                         woken for one connection, the losers get EAGAIN; that is not an error"
+                        ),
+                    }
+                }
+                (woken, accepted)
+            },
+        );
         assert!(
             woken >= 1,
             "a client connected and no worker woke: EPOLLEXCLUSIVE wakes one or more"
         );
-        assert_eq!(accepted, 1, "one connection, accepted once ({woken} workers woke)");
+        assert_eq!(
+            accepted, 1,
+            "one connection, accepted once ({woken} workers woke)"
+        );
     }
 
     /// How many connections wait in `listener`'s accept queue: the kernel

@@ -100,7 +100,7 @@ mod tests {
     use std::time::Instant;
 
     /// A correct pool answers each test in about a second.
-    const LIMIT: Duration = Duration::from_secs(4);
+    const LIMIT: Duration = Duration::from_secs(3);
     /// How long a worker waits for an event it should not get.
     const WORKER_WAIT: Duration = Duration::from_secs(1);
     const ONESHOT: u32 = EpollFlags::EPOLLONESHOT.bits() as u32;
@@ -125,6 +125,24 @@ mod tests {
             .find(|r| r.data == token)
             .unwrap_or_else(|| panic!("conn-{token} is not in the interest list"))
             .events
+    }
+
+    /// What went wrong, for a work_once that should have handled `token`.
+    fn explain(token: u64, r: &nix::Result<Option<u64>>) -> String {
+        match r {
+            Err(nix::errno::Errno::EEXIST) => "the re-arm failed with EEXIST: a fired ONESHOT \
+                entry is disabled, not removed, so EPOLL_CTL_ADD finds it still there. Re-arm \
+                with EPOLL_CTL_MOD"
+                .to_string(),
+            Ok(None) => format!(
+                "a message was waiting on conn-{token} and work_once found no event: after an \
+                 event an EPOLLONESHOT entry stays disabled until it is re-armed with \
+                 EPOLL_CTL_MOD. Did the previous turn re-arm it once the handler was done?"
+            ),
+            other => {
+                format!("a message was waiting on conn-{token} and work_once returned {other:?}")
+            }
+        }
     }
 
     /// Reads everything queued on `fd` (non-blocking).
@@ -172,7 +190,10 @@ mod tests {
                     changed.notify_all();
                     let deadline = Instant::now() + Duration::from_secs(2);
                     while s.entered < 2 && s.workers_done == 0 && Instant::now() < deadline {
-                        s = changed.wait_timeout(s, Duration::from_millis(50)).unwrap().0;
+                        s = changed
+                            .wait_timeout(s, Duration::from_millis(50))
+                            .unwrap()
+                            .0;
                     }
                     drop(s);
                     drain(fd);
@@ -220,6 +241,11 @@ mod tests {
             "one message was sent and {} workers handled it",
             seen.entered
         );
+        for r in &results {
+            if let Err(nix::errno::Errno::EEXIST) = r {
+                panic!("{}", explain(1, r));
+            }
+        }
         let mut got: Vec<String> = results
             .iter()
             .map(|r| match r {
@@ -248,10 +274,7 @@ mod tests {
                     masks.push(mask_of(&pool, t));
                     drain(fd);
                 });
-                assert!(
-                    matches!(r, Ok(Some(1))),
-                    "a message was waiting on conn-1, and work_once returned {r:?}"
-                );
+                assert!(matches!(r, Ok(Some(1))), "{}", explain(1, &r));
             }
             masks
         });
@@ -287,15 +310,7 @@ mod tests {
             let first = pool.work_once(WORKER_WAIT, |_, fd| {
                 drain(fd);
             });
-            match first {
-                Ok(Some(3)) => {}
-                Err(nix::errno::Errno::EEXIST) => panic!(
-                    "the re-arm failed with EEXIST: a fired ONESHOT entry is disabled, not \
-                     removed, so EPOLL_CTL_ADD finds it still there. Re-arm with \
-                     EPOLL_CTL_MOD"
-                ),
-                other => panic!("a message was waiting on conn-3 and work_once returned {other:?}"),
-            }
+            assert!(matches!(first, Ok(Some(3))), "{}", explain(3, &first));
             peer.write_all(b"second line\n").unwrap();
             pool.work_once(Duration::from_millis(500), |_, fd| {
                 drain(fd);
