@@ -15,3 +15,5 @@ pub mod ch06_connection;
 pub mod ch07_accept_loop;
 pub mod ch07_drain;
 pub mod ch07_fair_reader;
+pub mod ch08_accept_worker;
+pub mod ch08_oneshot_pool;
