@@ -15,6 +15,8 @@ pub mod ch06_connection;
 pub mod ch07_accept_loop;
 pub mod ch07_drain;
 pub mod ch07_fair_reader;
+pub mod ch08_accept_worker;
+pub mod ch08_oneshot_pool;
 pub mod ch09_nest_registry;
 pub mod ch09_sub_loop;
 pub mod ch10_conn_table;
