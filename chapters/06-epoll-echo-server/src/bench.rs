@@ -338,6 +338,57 @@ pub fn run_matrix(
     Ok(rows)
 }
 
+/// The rows of `run_matrix` as a Markdown table, for the book: it includes
+/// the file `bench --markdown FILE` writes, so its figures are never
+/// retyped. Same columns as the printed table; a row that failed shows why.
+pub fn markdown_table(rows: &[Row]) -> String {
+    let mut table = String::from(
+        "| server | idle | round trips/s | p50 | p99 | calls/rt | vs epoll@0 |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    let baseline = rows
+        .iter()
+        .find(|r| r.server == "epoll" && r.idle == 0)
+        .and_then(|r| r.outcome.as_ref().ok())
+        .map(Measured::per_second);
+    for row in rows {
+        let cells = match &row.outcome {
+            Ok(m) => {
+                let rate = m.per_second();
+                [
+                    thousands(rate.round() as u64),
+                    format!("{} us", thousands(m.p50.as_micros() as u64)),
+                    format!("{} us", thousands(m.p99.as_micros() as u64)),
+                    m.calls_per_round_trip()
+                        .map_or_else(|| "-".into(), |c| format!("{c:.2}")),
+                    baseline.map_or_else(|| "-".into(), |b| format!("{:.2}x", rate / b)),
+                ]
+            }
+            Err(why) => ["-".into(), "-".into(), "-".into(), "-".into(), why.clone()],
+        };
+        table.push_str(&format!(
+            "| {} | {} | {} |\n",
+            row.server,
+            thousands(row.idle as u64),
+            cells.join(" | ")
+        ));
+    }
+    table
+}
+
+/// 12345 as "12,345".
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn measure_one(
     server: &ServerUnderTest,
     idle: usize,
@@ -730,6 +781,14 @@ mod tests {
         assert_eq!(r.round_trips, 100_000);
         assert_eq!((r.per_second, r.p50_us, r.p99_us), (47202.0, 349.7, 8617.3));
         assert!(parse_pingpong("connect: Connection refused").is_none());
+    }
+
+    #[test]
+    fn thousands_are_separated_by_commas() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(10_000), "10,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
     }
 
     #[test]
