@@ -56,9 +56,10 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 # without JavaScript.
 NOT_PAGES = {"print.html", "404.html", "toc.html"}
 PREDICT_MIN = 3
-# Commentary lines of a transcript are wrapped at this width (the desktop
-# column holds about 86 characters of code).
-COMMENT_MAX = 80
+# Commentary lines of a transcript (`# ` lines, from the chapters' note())
+# must fit the desktop column, which shows 86 characters of code at
+# 1366 px (measured: 86 fit, 89 scroll); wrap them at about 76.
+COMMENT_MAX = 86
 # Code lines that scroll at 1366 px, tables that scroll at 390 px: listed,
 # not failed.
 long_lines = []
@@ -335,7 +336,7 @@ def check_page(driver, base, page, width, height, shots):
         if pre["overflow"] and not pre["scrolls"]:
             problems.append("%s: code block clips its content (section %r): %r"
                             % (tag, pre["where"], pre["longest"]))
-        elif pre["overflow"] and width >= 1000:
+        if width >= 1000 and "language-rust" not in pre["lang"]:
             # Commentary (`# ` lines, the chapters' note text) is ours to
             # wrap; a traced call or a line of code is what it is, and its
             # block scrolls.
@@ -345,6 +346,7 @@ def check_page(driver, base, page, width, height, shots):
                         "%s: a commentary line of %d characters (more than %d) in a transcript "
                         "(section %r): wrap the chapter's note() text: %r"
                         % (tag, len(line), COMMENT_MAX, pre["where"], line))
+        if pre["overflow"] and pre["scrolls"] and width >= 1000:
             long_lines.append("%s (section %r): %d characters: %s"
                               % (page, pre["where"], len(pre["longest"]), pre["longest"][:60]))
         if "language-rust" not in pre["lang"] and width == WIDTHS[0][0]:
