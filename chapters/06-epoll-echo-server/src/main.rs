@@ -107,8 +107,9 @@ enum Command {
         /// connections.
         #[arg(long, default_value_t = 200_000)]
         round_trips: u64,
-        /// Also write the table as Markdown to FILE (the book includes
-        /// chapters/06-epoll-echo-server/bench/idle.md, written this way).
+        /// Also write the tables as Markdown to FILE (the book includes
+        /// chapters/06-epoll-echo-server/bench/idle.md and compare-c.md,
+        /// written this way).
         #[arg(long, value_name = "FILE")]
         markdown: Option<std::path::PathBuf>,
     },
@@ -149,7 +150,11 @@ fn cli_main() -> Result<()> {
                     round_trips,
                 };
                 let mut out = std::io::stdout();
-                bench::compare_with_c(&comparison, &mut out)?;
+                let tables = bench::compare_with_c(&comparison, &mut out)?;
+                if let Some(path) = markdown {
+                    std::fs::write(&path, tables)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
                 Ok(())
             }
             None => run_bench(&active, &idle, seconds, &servers, rounds, markdown),
