@@ -767,12 +767,12 @@ pub fn compare_with_c(cmp: &Comparison, out: &mut dyn Write) -> io::Result<Strin
                 )
             };
             medians_md.push_str(&format!(
-                "| {} | {} | {} | {:.0} us | {:.0} us | {:.2} us | {calls} |\n",
+                "| {} | {} | {} | {} us | {} us | {:.2} us | {calls} |\n",
                 thousands(conns as u64),
                 if name == "c" { "C" } else { "this chapter" },
                 thousands(med(|r| r.per_second).round() as u64),
-                med(|r| r.p50_us),
-                med(|r| r.p99_us),
+                thousands(med(|r| r.p50_us).round() as u64),
+                thousands(med(|r| r.p99_us).round() as u64),
                 med(PingPong::cpu_us_per_round_trip),
             ));
             writeln!(
@@ -829,7 +829,9 @@ pub fn compare_with_c(cmp: &Comparison, out: &mut dyn Write) -> io::Result<Strin
          load average {load_average} on {cpus} CPUs when it started.\n\n\
          This chapter's server over the C server, the median of the per-round ratios:\n\n\
          {ratios_md}\n{rounds_md}",
-        cmp.rounds, cmp.rounds, cmp.round_trips
+        cmp.rounds,
+        cmp.rounds,
+        thousands(cmp.round_trips)
     ))
 }
 
