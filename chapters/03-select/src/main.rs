@@ -250,9 +250,10 @@ fn larger_bitmap() -> anyhow::Result<()> {
     let higher = trace::dup_from(&r, 5000, "higher")?;
     trace::write(&w, b"x")?;
     blank();
-    note("An fd_set (1024 bits) cannot hold these numbers, but the kernel's select does");
-    note("not use that type: it copies in nfds bits, in whole words (unsigned long), from");
-    note("the memory it is given. Here: a bitmap of our own, sized for nfds = higher + 1.");
+    note("An fd_set (1024 bits) cannot hold these numbers, but the kernel's select");
+    note("does not use that type: it copies in nfds bits, in whole words (unsigned");
+    note("long), from the memory it is given. Here: a bitmap of our own, sized for");
+    note("nfds = higher + 1.");
     let fds = [high.as_raw_fd(), higher.as_raw_fd()];
     raw_select(&fds)?;
     note("Both are reported readable. FD_SETSIZE is the size of the C library's fd_set");

@@ -188,7 +188,8 @@ fn data_token() -> Result<()> {
     name_token(1001, "token 1001 (conn-1)");
     name_token(1002, "token 1002 (conn-2)");
     let ep = create1(EpollCreateFlags::EPOLL_CLOEXEC, "ep")?;
-    note("`data` is a u64 the kernel stores and returns untouched; here, a connection id.");
+    note("`data` is a u64 the kernel stores and returns untouched; here, a connection");
+    note("id.");
     ctl(
         &ep.0,
         Op::Add,
@@ -233,9 +234,10 @@ fn timeouts() -> Result<()> {
     let mut events = event_buffer();
     note("timeout 0: look at the ready list and return at once. A poll, not a wait.");
     epoll::wait(&ep, &mut events, now())?;
-    note("timeout 100ms: sleep until something is ready or the time is up; 0 means time up.");
-    note("(\"Up to 100ms\" is not exact: the kernel rounds it up to its clock's granularity,");
-    note("and the wake-up may come a little late; see epoll_wait(2).)");
+    note("timeout 100ms: sleep until something is ready or the time is up; 0 means");
+    note("time up. (\"Up to 100ms\" is not exact: the kernel rounds it up to its");
+    note("clock's granularity, and the wake-up may come a little late; see");
+    note("epoll_wait(2).)");
     epoll::wait(&ep, &mut events, Some(Duration::from_millis(100)))?;
     trace::write(&peer, b"x")?;
     note("Something is ready already: a finite timeout returns at once too.");
@@ -572,7 +574,8 @@ fn peer_close() -> Result<()> {
     let watch = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
     ctl(&ep.0, Op::Add, conn.as_raw_fd(), watch, CONN)?;
     ctl(&ep.0, Op::Add, b.as_raw_fd(), watch, B)?;
-    note("And the same TCP socket once more, through a dup, asking for nothing (events = 0):");
+    note("And the same TCP socket once more, through a dup, asking for nothing");
+    note("(events = 0):");
     let conn_dup = trace::dup(&conn, "conn-dup")?;
     name_token(CONN_DUP, "conn-dup");
     ctl(
@@ -694,8 +697,9 @@ fn no_mmap() -> Result<()> {
 
 fn create_size() -> Result<()> {
     name_tokens();
-    note("epoll_create(size) is the call of 2002. size was a hint for a hash table that");
-    note("is long gone; epoll_create1(flags) took its place in Linux 2.6.27. Make one of each:");
+    note("epoll_create(size) is the call of 2002. size was a hint for a hash table");
+    note("that is long gone; epoll_create1(flags) took its place in Linux 2.6.27.");
+    note("Make one of each:");
     let small = epoll::create(1, "ep-1")?;
     let large = epoll::create(1000, "ep-1000")?;
     let new = create1(EpollCreateFlags::empty(), "ep-new")?;

@@ -338,6 +338,57 @@ pub fn run_matrix(
     Ok(rows)
 }
 
+/// The rows of `run_matrix` as a Markdown table, for the book: it includes
+/// the file `bench --markdown FILE` writes, so its figures are never
+/// retyped. Same columns as the printed table; a row that failed shows why.
+pub fn markdown_table(rows: &[Row]) -> String {
+    let mut table = String::from(
+        "| server | idle | round trips/s | p50 | p99 | calls/rt | vs epoll@0 |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    let baseline = rows
+        .iter()
+        .find(|r| r.server == "epoll" && r.idle == 0)
+        .and_then(|r| r.outcome.as_ref().ok())
+        .map(Measured::per_second);
+    for row in rows {
+        let cells = match &row.outcome {
+            Ok(m) => {
+                let rate = m.per_second();
+                [
+                    thousands(rate.round() as u64),
+                    format!("{} us", thousands(m.p50.as_micros() as u64)),
+                    format!("{} us", thousands(m.p99.as_micros() as u64)),
+                    m.calls_per_round_trip()
+                        .map_or_else(|| "-".into(), |c| format!("{c:.2}")),
+                    baseline.map_or_else(|| "-".into(), |b| format!("{:.2}x", rate / b)),
+                ]
+            }
+            Err(why) => ["-".into(), "-".into(), "-".into(), "-".into(), why.clone()],
+        };
+        table.push_str(&format!(
+            "| {} | {} | {} |\n",
+            row.server,
+            thousands(row.idle as u64),
+            cells.join(" | ")
+        ));
+    }
+    table
+}
+
+/// 12345 as "12,345".
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn measure_one(
     server: &ServerUnderTest,
     idle: usize,
@@ -620,8 +671,9 @@ fn median(mut values: Vec<f64>) -> f64 {
 /// each driven by the same `pingpong` command, server on CPU 0 and client
 /// on CPU 1, and prints every run and the medians. The ratios are the
 /// median of the per-round ratios: absolute numbers drift between runs on a
-/// shared machine, ratios of runs a few seconds apart far less.
-pub fn compare_with_c(cmp: &Comparison, out: &mut dyn Write) -> io::Result<()> {
+/// shared machine, ratios of runs a few seconds apart far less. Returns the
+/// medians and ratios as Markdown tables, for the book (`--markdown`).
+pub fn compare_with_c(cmp: &Comparison, out: &mut dyn Write) -> io::Result<String> {
     for tool in ["epoll_echo", "pingpong"] {
         if !cmp.c_dir.join(tool).exists() {
             return Err(io::Error::other(format!(
@@ -640,6 +692,19 @@ pub fn compare_with_c(cmp: &Comparison, out: &mut dyn Write) -> io::Result<()> {
     }
     let most = cmp.connections.iter().copied().max().unwrap_or(0);
     raise_fd_limit(most as u64 * 2 + 128)?;
+    let load_average = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into());
+    let mut medians_md = String::from(
+        "| connections | server | round trips/s | p50 | p99 | server CPU per round trip \
+         | system calls per round trip |\n|---|---|---|---|---|---|---|\n",
+    );
+    let mut ratios_md = String::from(
+        "| connections | throughput | p50 | p99 | server CPU per round trip |\n\
+         |---|---|---|---|---|\n",
+    );
+    let mut rounds_md = String::new();
     for &conns in &cmp.connections {
         let per = (cmp.round_trips / conns.max(1) as u64).max(1);
         let run = Run {
@@ -688,6 +753,28 @@ pub fn compare_with_c(cmp: &Comparison, out: &mut dyn Write) -> io::Result<()> {
         let our_runs: Vec<&PingPong> = runs.iter().map(|(_, ours)| ours).collect();
         for (name, of_server) in [("c", c_runs), ("ch06", our_runs)] {
             let med = |f: fn(&PingPong) -> f64| median(of_server.iter().map(|r| f(r)).collect());
+            let calls = if name == "c" {
+                "-".to_string() // the C server does not count its calls
+            } else {
+                format!(
+                    "{:.2}",
+                    median(
+                        of_server
+                            .iter()
+                            .map(|r| r.calls_per_round_trip().unwrap_or(f64::NAN))
+                            .collect()
+                    )
+                )
+            };
+            medians_md.push_str(&format!(
+                "| {} | {} | {} | {} us | {} us | {:.2} us | {calls} |\n",
+                thousands(conns as u64),
+                if name == "c" { "C" } else { "this chapter" },
+                thousands(med(|r| r.per_second).round() as u64),
+                thousands(med(|r| r.p50_us).round() as u64),
+                thousands(med(|r| r.p99_us).round() as u64),
+                med(PingPong::cpu_us_per_round_trip),
+            ));
             writeln!(
                 out,
                 "median {name}: {:.0} round trips/s, p50 {:.0}us, p99 {:.0}us, \
@@ -713,8 +800,39 @@ pub fn compare_with_c(cmp: &Comparison, out: &mut dyn Write) -> io::Result<()> {
             med(&|(c, r)| r.p99_us / c.p99_us),
             med(&|(c, r)| r.cpu_us_per_round_trip() / c.cpu_us_per_round_trip())
         )?;
+        ratios_md.push_str(&format!(
+            "| {} | {:.3}x | {:.3}x | {:.3}x | {:.3}x |\n",
+            thousands(conns as u64),
+            med(&|(c, r)| r.per_second / c.per_second),
+            med(&|(c, r)| r.p50_us / c.p50_us),
+            med(&|(c, r)| r.p99_us / c.p99_us),
+            med(&|(c, r)| r.cpu_us_per_round_trip() / c.cpu_us_per_round_trip())
+        ));
+        let per_round: Vec<f64> = runs
+            .iter()
+            .map(|(c, r)| r.per_second / c.per_second)
+            .collect();
+        let lowest = per_round.iter().copied().fold(f64::INFINITY, f64::min);
+        let highest = per_round.iter().copied().fold(0.0, f64::max);
+        let ahead = per_round.iter().filter(|&&x| x > 1.0).count();
+        rounds_md.push_str(&format!(
+            "{} connections: single rounds' throughput ratios from {lowest:.2}x to \
+             {highest:.2}x; this server ahead in {ahead} of {} rounds.\n",
+            thousands(conns as u64),
+            runs.len()
+        ));
     }
-    Ok(())
+    Ok(format!(
+        "{medians_md}\n`bench --compare-c --rounds {}`: medians of {} rounds of {} measured round \
+         trips per server and connection count (C first in odd rounds); system calls per \
+         round trip are this server's own count (the C server does not count its calls); \
+         load average {load_average} on {cpus} CPUs when it started.\n\n\
+         This chapter's server over the C server, the median of the per-round ratios:\n\n\
+         {ratios_md}\n{rounds_md}",
+        cmp.rounds,
+        cmp.rounds,
+        thousands(cmp.round_trips)
+    ))
 }
 
 #[cfg(test)]
@@ -730,6 +848,14 @@ mod tests {
         assert_eq!(r.round_trips, 100_000);
         assert_eq!((r.per_second, r.p50_us, r.p99_us), (47202.0, 349.7, 8617.3));
         assert!(parse_pingpong("connect: Connection refused").is_none());
+    }
+
+    #[test]
+    fn thousands_are_separated_by_commas() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(10_000), "10,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
     }
 
     #[test]

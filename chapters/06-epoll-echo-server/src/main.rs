@@ -110,6 +110,11 @@ enum Command {
         /// connections.
         #[arg(long, default_value_t = 200_000)]
         round_trips: u64,
+        /// Also write the tables as Markdown to FILE (the book includes
+        /// chapters/06-epoll-echo-server/bench/idle.md and compare-c.md,
+        /// written this way).
+        #[arg(long, value_name = "FILE")]
+        markdown: Option<std::path::PathBuf>,
     },
 }
 
@@ -137,6 +142,7 @@ fn cli_main() -> Result<()> {
             rounds,
             compare_c,
             round_trips,
+            markdown,
         } => match compare_c {
             Some(c_dir) => {
                 let comparison = bench::Comparison {
@@ -147,10 +153,14 @@ fn cli_main() -> Result<()> {
                     round_trips,
                 };
                 let mut out = std::io::stdout();
-                bench::compare_with_c(&comparison, &mut out)?;
+                let tables = bench::compare_with_c(&comparison, &mut out)?;
+                if let Some(path) = markdown {
+                    std::fs::write(&path, tables)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
                 Ok(())
             }
-            None => run_bench(&active, &idle, seconds, &servers, rounds),
+            None => run_bench(&active, &idle, seconds, &servers, rounds, markdown),
         },
         scenario => {
             trace::enable();
@@ -183,6 +193,7 @@ fn run_bench(
     seconds: u64,
     names: &[ServerArg],
     rounds: usize,
+    markdown: Option<std::path::PathBuf>,
 ) -> Result<()> {
     let this = std::env::current_exe().context("where is this binary?")?;
     let all = bench::default_servers(&this);
@@ -198,6 +209,13 @@ fn run_bench(
         })
         .collect();
     let mut out = std::io::stdout();
+    let mut tables = String::new();
+    // How busy the machine was: the book prints it under the table.
+    let load_average = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into());
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     for &active in actives {
         let load = Load {
             active,
@@ -205,9 +223,18 @@ fn run_bench(
             duration: Duration::from_secs(seconds),
             warmup: Duration::from_secs(1),
         };
-        bench::run_matrix(&servers, idle, &load, rounds, &mut out)?;
+        let rows = bench::run_matrix(&servers, idle, &load, rounds, &mut out)?;
+        tables.push_str(&bench::markdown_table(&rows));
+        tables.push_str(&format!(
+            "\n`bench --rounds {rounds}`: {active} active connections (64-byte ping-pong), \
+             {seconds} s measured after 1 s of warm-up, each row the median of {rounds} \
+             rounds; load average {load_average} on {cpus} CPUs when it started.\n"
+        ));
     }
     out.flush()?;
+    if let Some(path) = markdown {
+        std::fs::write(&path, tables).with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(())
 }
 
