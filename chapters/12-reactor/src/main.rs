@@ -1,6 +1,7 @@
 //! `ch12-reactor`: the reactor's life as scenarios, `serve` (the
 //! Redis-protocol server) and `bench` (against redis-server).
 
+mod bench;
 mod scenarios;
 
 use std::net::SocketAddr;
@@ -46,6 +47,37 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// redis-benchmark against this server and redis-server, alternating (see the README)
+    ///
+    /// Build with --release first: `cargo run --release -p ch12-reactor -- bench`.
+    /// Needs redis-benchmark (redis-tools) and redis-server; pins the servers
+    /// and the client to different CPUs with taskset when it can.
+    Bench {
+        /// Rounds (each runs both servers); each row is the median.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Requests per test (redis-benchmark -n).
+        #[arg(long, default_value_t = 200_000)]
+        requests: u64,
+        /// Parallel connections (redis-benchmark -c).
+        #[arg(long, default_value_t = 50)]
+        clients: u32,
+        /// Pipeline depths (redis-benchmark -P), comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,16")]
+        pipelines: Vec<u32>,
+        /// The CPU the servers run on.
+        #[arg(long, default_value_t = 0)]
+        server_cpu: u32,
+        /// The CPU redis-benchmark runs on.
+        #[arg(long, default_value_t = 1)]
+        client_cpu: u32,
+        /// The redis-server to compare with.
+        #[arg(long, default_value = "redis-server")]
+        redis_server: std::path::PathBuf,
+        /// Also write the table (Markdown) to this file.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -78,6 +110,25 @@ fn cli_main() -> Result<()> {
             };
             server::serve(listener, config).context("the server's loop failed")
         }
+        Command::Bench {
+            rounds,
+            requests,
+            clients,
+            pipelines,
+            server_cpu,
+            client_cpu,
+            redis_server,
+            out,
+        } => bench::run(&bench::Plan {
+            rounds,
+            requests,
+            clients,
+            pipelines,
+            server_cpu,
+            client_cpu,
+            redis_server,
+            out,
+        }),
         scenario => {
             lab_kit::trace::enable();
             match scenario {
@@ -86,7 +137,7 @@ fn cli_main() -> Result<()> {
                 Command::Waker => scenarios::waker(),
                 Command::Shutdown => scenarios::shutdown(),
                 Command::Budget => scenarios::budget(),
-                Command::Serve { .. } => unreachable!("handled above"),
+                Command::Serve { .. } | Command::Bench { .. } => unreachable!("handled above"),
             }
         }
     }
