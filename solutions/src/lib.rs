@@ -15,3 +15,4 @@ pub mod ch06_connection;
 pub mod ch07_accept_loop;
 pub mod ch07_drain;
 pub mod ch07_fair_reader;
+pub mod ch12_timer_heap;
