@@ -20,10 +20,12 @@ pub struct Plan {
     pub client_cpu: u32,
     pub redis_server: PathBuf,
     pub out: Option<PathBuf>,
+    /// redis-benchmark `-t` names, a subset of [`TESTS`].
+    pub tests: Vec<String>,
 }
 
 /// redis-benchmark's `-t` names and how its CSV calls them.
-const TESTS: [(&str, &str); 5] = [
+pub const TESTS: [(&str, &str); 5] = [
     ("ping_inline", "PING_INLINE"),
     ("ping_mbulk", "PING_MBULK"),
     ("set", "SET"),
@@ -134,7 +136,7 @@ fn run_benchmark(
     server: &Server,
     pipeline: u32,
 ) -> Result<Vec<Sample>> {
-    let tests: Vec<&str> = TESTS.iter().map(|(t, _)| *t).collect();
+    let tests = plan.tests.clone();
     let output = pinned(cpu, Path::new("redis-benchmark"))
         .args(["-h", "127.0.0.1", "-p", &server.addr.port().to_string()])
         .args(["-c", &plan.clients.to_string()])
@@ -151,7 +153,7 @@ fn run_benchmark(
         );
     }
     let csv = String::from_utf8_lossy(&output.stdout);
-    TESTS
+    selected(plan)
         .iter()
         .map(|(_, label)| parse_row(&csv, label))
         .collect::<Option<Vec<_>>>()
@@ -174,6 +176,14 @@ fn parse_row(csv: &str, label: &str) -> Option<Sample> {
         p50: *fields.get(3)?,
         p99: *fields.get(5)?,
     })
+}
+
+fn selected(plan: &Plan) -> Vec<(&'static str, &'static str)> {
+    TESTS
+        .iter()
+        .filter(|(t, _)| plan.tests.iter().any(|x| x == t))
+        .copied()
+        .collect()
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -214,7 +224,11 @@ pub fn run(plan: &Plan) -> Result<()> {
     };
     let load_before = read_first_line("/proc/loadavg");
     // samples[server][pipeline index][test] over rounds
-    let mut samples = vec![vec![vec![Vec::<Sample>::new(); TESTS.len()]; plan.pipelines.len()]; 2];
+    let tests = selected(plan);
+    if tests.is_empty() {
+        bail!("--tests names none of {:?}", TESTS.map(|(t, _)| t));
+    }
+    let mut samples = vec![vec![vec![Vec::<Sample>::new(); tests.len()]; plan.pipelines.len()]; 2];
     for round in 0..plan.rounds {
         // Alternate who goes first, so a drift in the machine's load
         // does not always favour the same server.
@@ -255,8 +269,8 @@ pub fn run(plan: &Plan) -> Result<()> {
     text.push_str(&format!(
         "Measured {date} on {cpus} CPU(s), {}, Linux {kernel}.\n\
          {redis_version}.\n\
-         redis-benchmark -c {} -n {}, median of {} alternating rounds; \
-         {}.\n\
+         redis-benchmark -c {} -n {}, median of {} alternating rounds \
+         (ratio: median of the rounds' ch12/redis ratios); {}.\n\
          Load average before: {load_before}; after: {load_after}.\n\n",
         cpu_model(),
         plan.clients,
@@ -274,14 +288,22 @@ pub fn run(plan: &Plan) -> Result<()> {
     text.push_str("| test | -P | ch12 req/s | redis req/s | ratio | ch12 p50/p99 ms | redis p50/p99 ms |\n");
     text.push_str("|---|--:|--:|--:|--:|--:|--:|\n");
     for (pi, pipeline) in plan.pipelines.iter().enumerate() {
-        for (ti, (_, label)) in TESTS.iter().enumerate() {
+        for (ti, (_, label)) in tests.iter().enumerate() {
             let med = |which: usize, f: fn(&Sample) -> f64| {
                 median(samples[which][pi][ti].iter().map(f).collect())
             };
             let (ours, theirs) = (med(0, |s| s.rps), med(1, |s| s.rps));
+            // The ratio of each round's pair (run minutes apart at most),
+            // then the median: a drift in the load cancels within a round.
+            let ratio = median(
+                samples[0][pi][ti]
+                    .iter()
+                    .zip(&samples[1][pi][ti])
+                    .map(|(a, b)| a.rps / b.rps)
+                    .collect(),
+            );
             text.push_str(&format!(
-                "| {label} | {pipeline} | {ours:.0} | {theirs:.0} | {:.2} | {:.3}/{:.3} | {:.3}/{:.3} |\n",
-                ours / theirs,
+                "| {label} | {pipeline} | {ours:.0} | {theirs:.0} | {ratio:.2} | {:.3}/{:.3} | {:.3}/{:.3} |\n",
                 med(0, |s| s.p50),
                 med(0, |s| s.p99),
                 med(1, |s| s.p50),

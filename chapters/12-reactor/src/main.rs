@@ -77,6 +77,13 @@ enum Command {
         /// Also write the table (Markdown) to this file.
         #[arg(long)]
         out: Option<std::path::PathBuf>,
+        /// redis-benchmark tests (-t), comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "ping_inline,ping_mbulk,set,get,incr"
+        )]
+        tests: Vec<String>,
     },
 }
 
@@ -119,6 +126,7 @@ fn cli_main() -> Result<()> {
             client_cpu,
             redis_server,
             out,
+            tests,
         } => bench::run(&bench::Plan {
             rounds,
             requests,
@@ -128,6 +136,7 @@ fn cli_main() -> Result<()> {
             client_cpu,
             redis_server,
             out,
+            tests,
         }),
         scenario => {
             lab_kit::trace::enable();
