@@ -120,7 +120,10 @@ mod tests {
                  epoll_wait returns at once, nothing is due yet, and the loop spins until the \
                  deadline. Round up (as_nanos().div_ceil(1_000_000))"
             );
-            assert_eq!(timers.timeout(Duration::from_micros(10_500)), Some(Duration::ZERO));
+            assert_eq!(
+                timers.timeout(Duration::from_micros(10_500)),
+                Some(Duration::ZERO)
+            );
         });
     }
 
@@ -159,7 +162,11 @@ mod tests {
                  A timer due exactly now is due (deadline <= now)"
             );
             assert_eq!(timers.expired(ms(30)), Vec::<u64>::new(), "each fires once");
-            assert_eq!(timers.timeout(ms(30)), Some(ms(69)), "99 ms is still pending");
+            assert_eq!(
+                timers.timeout(ms(30)),
+                Some(ms(69)),
+                "99 ms is still pending"
+            );
         });
     }
 
@@ -170,7 +177,10 @@ mod tests {
             timers.add(1, ms(10));
             timers.add(2, ms(50));
             assert!(timers.cancel(1), "timer 1 was pending");
-            assert!(!timers.cancel(1), "cancelling twice: it is no longer pending");
+            assert!(
+                !timers.cancel(1),
+                "cancelling twice: it is no longer pending"
+            );
             assert_eq!(
                 timers.timeout(ms(0)),
                 Some(ms(50)),

@@ -191,6 +191,12 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    let line = read_first_line("/proc/loadavg");
+    line.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
 fn read_first_line(path: &str) -> String {
     std::fs::read_to_string(path)
         .ok()
@@ -222,7 +228,7 @@ pub fn run(plan: &Plan) -> Result<()> {
     } else {
         (None, None)
     };
-    let load_before = read_first_line("/proc/loadavg");
+    let load_before = load_average();
     // samples[server][pipeline index][test] over rounds
     let tests = selected(plan);
     if tests.is_empty() {
@@ -253,7 +259,7 @@ pub fn run(plan: &Plan) -> Result<()> {
             }
         }
     }
-    let load_after = read_first_line("/proc/loadavg");
+    let load_after = load_average();
     let mut text = String::new();
     let date = Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])
@@ -285,7 +291,9 @@ pub fn run(plan: &Plan) -> Result<()> {
             "not pinned (taskset missing or one CPU)".to_string()
         },
     ));
-    text.push_str("| test | -P | ch12 req/s | redis req/s | ratio | ch12 p50/p99 ms | redis p50/p99 ms |\n");
+    text.push_str(
+        "| test | -P | ch12 req/s | redis req/s | ratio | ch12 p50/p99 ms | redis p50/p99 ms |\n",
+    );
     text.push_str("|---|--:|--:|--:|--:|--:|--:|\n");
     for (pi, pipeline) in plan.pipelines.iter().enumerate() {
         for (ti, (_, label)) in tests.iter().enumerate() {

@@ -69,18 +69,21 @@ pub fn registration() -> Result<()> {
     let keep_peer_c = peer_c_slot.clone();
     let b_token = std::rc::Rc::new(std::cell::Cell::new(None::<Token>));
     let b_token_seen = b_token.clone();
-    let a_token = reactor.register_fn("conn-a", a, Interest::Read, move |r, _, _, fd: &Traced| {
-        drain(fd);
-        if let Some(b) = b_token_seen.take() {
-            r.deregister(b);
-            let (peer_c, c) = fixtures::socketpair("peer-c", "conn-c").expect("socketpair");
-            let c = Traced::new(c).expect("fcntl");
-            let c_token = r.register_fn("conn-c", c, Interest::Read, draining).expect("register");
-            view("slab", "slab", || format!("conn-c => {}", slot(c_token)));
-            *keep_peer_c.borrow_mut() = Some(peer_c);
-        }
-        Next::Done
-    })?;
+    let a_token =
+        reactor.register_fn("conn-a", a, Interest::Read, move |r, _, _, fd: &Traced| {
+            drain(fd);
+            if let Some(b) = b_token_seen.take() {
+                r.deregister(b);
+                let (peer_c, c) = fixtures::socketpair("peer-c", "conn-c").expect("socketpair");
+                let c = Traced::new(c).expect("fcntl");
+                let c_token = r
+                    .register_fn("conn-c", c, Interest::Read, draining)
+                    .expect("register");
+                view("slab", "slab", || format!("conn-c => {}", slot(c_token)));
+                *keep_peer_c.borrow_mut() = Some(peer_c);
+            }
+            Next::Done
+        })?;
     let token = reactor.register_fn("conn-b", b, Interest::Read, draining)?;
     b_token.set(Some(token));
     view("slab", "slab", || format!("conn-a => {}", slot(a_token)));
@@ -151,8 +154,7 @@ pub fn waker() -> Result<()> {
     let theirs = waker.clone();
     let helper = std::thread::spawn(move || {
         let limit = Duration::from_secs(5);
-        lab_kit::proc::wait_until_asleep(me, limit, |a| a.is_epoll_wait())
-            .map(|_| theirs.wake())
+        lab_kit::proc::wait_until_asleep(me, limit, |a| a.is_epoll_wait()).map(|_| theirs.wake())
     });
     reactor.run_once(None)?;
     match helper.join() {

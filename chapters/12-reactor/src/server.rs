@@ -232,7 +232,10 @@ fn open_connection(reactor: &mut Reactor<Shared>, fd: OwnedFd) {
             reactor.state.open += 1;
             log(&reactor.state, format_args!("conn-{id} opened"));
         }
-        Err(e) => log(&reactor.state, format_args!("conn-{id} not registered: {e}")),
+        Err(e) => log(
+            &reactor.state,
+            format_args!("conn-{id} not registered: {e}"),
+        ),
     }
 }
 
@@ -337,7 +340,10 @@ impl Conn {
 
     fn close(&mut self, reactor: &mut Reactor<Shared>, token: Token, why: &str) -> Next {
         reactor.state.open -= 1;
-        log(&reactor.state, format_args!("conn-{} closed: {why}", self.id));
+        log(
+            &reactor.state,
+            format_args!("conn-{} closed: {why}", self.id),
+        );
         // EPOLL_CTL_DEL now; the reactor drops this handler (closing the
         // socket) as soon as we return.
         reactor.deregister(token);
@@ -367,7 +373,11 @@ impl Handler<Shared> for Conn {
             if self.quit || (self.eof && pending < config.out_soft_limit) {
                 // Nothing more will run: close once the output is out.
                 if pending == 0 {
-                    let why = if self.quit { "QUIT or protocol error" } else { "end of file" };
+                    let why = if self.quit {
+                        "QUIT or protocol error"
+                    } else {
+                        "end of file"
+                    };
                     return self.close(reactor, token, why);
                 }
                 return Next::Done; // The EPOLLOUT edge brings us back.

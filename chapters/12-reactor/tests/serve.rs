@@ -33,7 +33,7 @@ fn start(extra: &[&str]) -> ServerProcess {
 
 fn connect(addr: SocketAddr) -> Connection {
     let client = redis::Client::open(format!("redis://{addr}/")).expect("a redis:// URL");
-    let mut con = client
+    let con = client
         .get_connection_with_timeout(Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("the redis crate could not connect to {addr}: {e}"));
     con.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -142,9 +142,7 @@ fn every_command_answers_with_redis_reply_types_and_texts() {
             (vec!["DBSIZE"], int(6)),
             (
                 vec!["INCR", "k"],
-                Value::SimpleString(
-                    "ERROR ERR value is not an integer or out of range".into(),
-                ),
+                Value::SimpleString("ERROR ERR value is not an integer or out of range".into()),
             ),
             (vec!["FLUSHALL"], ok.clone()),
             (vec!["DBSIZE"], int(0)),
@@ -177,7 +175,11 @@ fn every_command_answers_with_redis_reply_types_and_texts() {
         // QUIT: +OK, then the server closes.
         let mut s = raw(server.addr);
         s.write_all(b"*1\r\n$4\r\nQUIT\r\n").unwrap();
-        assert_eq!(read_to_close(&mut s), b"+OK\r\n", "QUIT answers +OK and closes");
+        assert_eq!(
+            read_to_close(&mut s),
+            b"+OK\r\n",
+            "QUIT answers +OK and closes"
+        );
     });
 }
 
@@ -202,7 +204,11 @@ fn a_pipeline_of_1000_commands_gets_1000_replies_in_order() {
                 _ => None,
             })
             .collect();
-        assert_eq!(incrs, (1..=1000).collect::<Vec<i64>>(), "in order, none lost");
+        assert_eq!(
+            incrs,
+            (1..=1000).collect::<Vec<i64>>(),
+            "in order, none lost"
+        );
     });
 }
 
@@ -259,7 +265,10 @@ fn keys_expire_lazily_on_access_and_actively_without_access() {
             .query(&mut c)
             .unwrap();
         let pttl: i64 = c.pttl("lazy").unwrap();
-        assert!((1..=150).contains(&pttl), "PTTL right after SET PX 150: {pttl}");
+        assert!(
+            (1..=150).contains(&pttl),
+            "PTTL right after SET PX 150: {pttl}"
+        );
         let gone = within_bound(Duration::from_secs(3), || {
             c.get::<_, Option<String>>("lazy").unwrap().is_none()
         });
@@ -269,7 +278,11 @@ fn keys_expire_lazily_on_access_and_actively_without_access() {
         // without looking each one up, so only the timer can remove them.
         let mut pipe = redis::pipe();
         for i in 0..200 {
-            pipe.cmd("SET").arg(format!("k{i}")).arg(1).arg("PX").arg(50);
+            pipe.cmd("SET")
+                .arg(format!("k{i}"))
+                .arg(1)
+                .arg("PX")
+                .arg(50);
         }
         pipe.cmd("SET").arg("stays").arg(1);
         let _: () = pipe.query(&mut c).unwrap();
@@ -289,7 +302,8 @@ fn a_command_written_one_byte_at_a_time_is_answered_once_complete() {
     watched("byte by byte", || {
         let server = start(&[]);
         let mut s = raw(server.addr);
-        let frame = b"*3\r\n$3\r\nSET\r\n$5\r\nsplit\r\n$4\r\nbyte\r\n*2\r\n$3\r\nGET\r\n$5\r\nsplit\r\n";
+        let frame =
+            b"*3\r\n$3\r\nSET\r\n$5\r\nsplit\r\n$4\r\nbyte\r\n*2\r\n$3\r\nGET\r\n$5\r\nsplit\r\n";
         for &b in frame.iter() {
             s.write_all(&[b]).unwrap();
         }
@@ -306,10 +320,19 @@ fn malformed_frames_get_a_protocol_error_then_the_connection_closes() {
     watched("malformed frames", || {
         let mut server = start(&[]);
         let cases: [(&[u8], &str); 5] = [
-            (b"*1\r\n$abc\r\n", "-ERR Protocol error: invalid bulk length"),
+            (
+                b"*1\r\n$abc\r\n",
+                "-ERR Protocol error: invalid bulk length",
+            ),
             (b"*x\r\n", "-ERR Protocol error: invalid multibulk length"),
-            (b"*1\r\n+PING\r\n", "-ERR Protocol error: expected '$', got '+'"),
-            (b"*99999999\r\n", "-ERR Protocol error: invalid multibulk length"),
+            (
+                b"*1\r\n+PING\r\n",
+                "-ERR Protocol error: expected '$', got '+'",
+            ),
+            (
+                b"*99999999\r\n",
+                "-ERR Protocol error: invalid multibulk length",
+            ),
             (
                 b"*1\r\n$99999999999999\r\n",
                 "-ERR Protocol error: invalid bulk length",
@@ -321,7 +344,12 @@ fn malformed_frames_get_a_protocol_error_then_the_connection_closes() {
             s.write_all(bytes).unwrap();
             let got = read_to_close(&mut s);
             let got = String::from_utf8_lossy(&got);
-            assert_eq!(got, format!("{error}\r\n"), "sent {:?}", String::from_utf8_lossy(bytes));
+            assert_eq!(
+                got,
+                format!("{error}\r\n"),
+                "sent {:?}",
+                String::from_utf8_lossy(bytes)
+            );
             // Others are still served.
             let pong: String = redis::cmd("PING").query(&mut c).unwrap();
             assert_eq!(pong, "PONG");
@@ -419,7 +447,8 @@ fn a_client_that_never_reads_is_paused_then_closed_past_the_hard_limit() {
         // stops reading it once 256 KiB wait, so its memory stays bounded
         // even though the client keeps sending.
         let mut s = raw(server.addr);
-        s.set_write_timeout(Some(Duration::from_millis(500))).unwrap();
+        s.set_write_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
         let get = b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n".repeat(100);
         let mut sent = 0usize;
         loop {
@@ -436,7 +465,10 @@ fn a_client_that_never_reads_is_paused_then_closed_past_the_hard_limit() {
             );
         }
         let rss = vm_rss_kib(server.pid());
-        assert!(rss < 64 * 1024, "the paused client made the server grow to {rss} KiB");
+        assert!(
+            rss < 64 * 1024,
+            "the paused client made the server grow to {rss} KiB"
+        );
         let pong: String = redis::cmd("PING").query(&mut c).unwrap();
         assert_eq!(pong, "PONG", "other clients are served meanwhile");
         // Hard limit: one reply bigger than 8 MiB cannot be held back.
@@ -446,9 +478,11 @@ fn a_client_that_never_reads_is_paused_then_closed_past_the_hard_limit() {
             mget.push_str("$3\r\nbig\r\n");
         }
         s2.write_all(mget.as_bytes()).unwrap();
-        server.wait_for_line(Duration::from_secs(20), "a close past the hard limit", |l| {
-            l.contains("hard limit")
-        });
+        server.wait_for_line(
+            Duration::from_secs(20),
+            "a close past the hard limit",
+            |l| l.contains("hard limit"),
+        );
         let pong: String = redis::cmd("PING").query(&mut c).unwrap();
         assert_eq!(pong, "PONG");
     });
@@ -463,6 +497,9 @@ fn sigint_and_sigterm_stop_the_server_cleanly() {
         assert_eq!(pong, "PONG");
         let _ = server.log();
         let status = server.interrupt();
-        assert!(status.success(), "SIGINT should end the server with status 0: {status}");
+        assert!(
+            status.success(),
+            "SIGINT should end the server with status 0: {status}"
+        );
     });
 }

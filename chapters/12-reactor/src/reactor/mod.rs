@@ -34,9 +34,9 @@ use lab_kit::trace::{self, view};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 
+use slab::Slab;
 pub use slab::Token;
 pub use timers::TimerId;
-use slab::Slab;
 use timers::Timers;
 
 /// What an event (or a re-queue) tells a handler.
@@ -57,9 +57,8 @@ impl Ready {
         Ready {
             readable: flags.contains(EpollFlags::EPOLLIN),
             writable: flags.contains(EpollFlags::EPOLLOUT),
-            closed: flags.intersects(
-                EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR,
-            ),
+            closed: flags
+                .intersects(EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR),
             requeued: false,
         }
     }
@@ -425,7 +424,10 @@ impl<S> Reactor<S> {
         };
         if ready.requeued {
             view("reactor", "reactor", || {
-                format!("{} re-queued => handler runs without an event", token_name(token.0))
+                format!(
+                    "{} re-queued => handler runs without an event",
+                    token_name(token.0)
+                )
             });
         }
         let next = handler.ready(self, token, ready);
@@ -446,7 +448,9 @@ impl<S> Reactor<S> {
     fn run_due_timers(&mut self) {
         let now = self.clock.now();
         while let Some((id, mut timer)) = self.timers.pop_due(now) {
-            view("reactor", "reactor", || format!("timer {} => fired", timer.name));
+            view("reactor", "reactor", || {
+                format!("timer {} => fired", timer.name)
+            });
             if let Some(period) = (timer.run)(self) {
                 // At least 1 ms, or a zero period would be due again at
                 // once and this loop would never end.
