@@ -194,7 +194,10 @@ fn median(mut values: Vec<f64>) -> f64 {
 /// The 1, 5 and 15 minute load averages.
 fn load_average() -> String {
     let line = read_first_line("/proc/loadavg");
-    line.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    line.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn read_first_line(path: &str) -> String {

@@ -216,7 +216,6 @@ fn open_connection(reactor: &mut Reactor<Shared>, fd: OwnedFd) {
     let id = reactor.state.next_id;
     let conn = Conn {
         fd,
-        id,
         session: Session::new(Limits::default()),
         input: Vec::new(),
         in_start: 0,
@@ -226,6 +225,12 @@ fn open_connection(reactor: &mut Reactor<Shared>, fd: OwnedFd) {
         quit: false,
         eof: false,
         drained: false,
+        peer_gone: false,
+        farewell: Farewell {
+            id,
+            why: None,
+            log: reactor.state.config.log,
+        },
     };
     match reactor.register(&format!("conn-{id}"), conn, Interest::ReadWrite) {
         Ok(_) => {
@@ -241,8 +246,8 @@ fn open_connection(reactor: &mut Reactor<Shared>, fd: OwnedFd) {
 
 /// One client: its socket, its protocol state, and its two buffers.
 struct Conn {
+    /// Declared first, so it is dropped (closed) before `farewell` logs.
     fd: OwnedFd,
-    id: u64,
     session: Session,
     /// The query buffer: bytes `in_start..in_end` are read but not yet
     /// consumed by the engine (an incomplete command, or commands held back
@@ -262,6 +267,29 @@ struct Conn {
     /// The last read found the socket empty (EAGAIN or a short read):
     /// nothing to read until the next EPOLLIN edge.
     drained: bool,
+    /// An event said EPOLLRDHUP, EPOLLHUP or EPOLLERR: the end of the
+    /// stream (or a reset) is queued behind the data, and no new edge will
+    /// announce it, so a short read no longer proves there is nothing left.
+    peer_gone: bool,
+    /// Logs `conn-N closed: why` when the handler is dropped, *after* `fd`
+    /// (fields drop in order): a test that sees the line finds the
+    /// descriptor closed.
+    farewell: Farewell,
+}
+
+struct Farewell {
+    id: u64,
+    why: Option<String>,
+    log: bool,
+}
+
+impl Drop for Farewell {
+    fn drop(&mut self) {
+        if self.log {
+            let why = self.why.as_deref().unwrap_or("the server stopped");
+            println!("conn-{} closed: {why}", self.id);
+        }
+    }
 }
 
 impl Conn {
@@ -329,9 +357,11 @@ impl Conn {
         }
         let room = &mut self.input[self.in_end..];
         let n = trace::read(&self.fd, room)?;
-        if n < room.len() {
+        if n < room.len() && !self.peer_gone {
             // A short read on a stream socket: the receive queue is empty
             // now (epoll(7)); no need to make the EAGAIN call to learn it.
+            // Unless the peer's FIN or RST came with the data: then the
+            // next read returns 0 or ECONNRESET, and must be made now.
             self.drained = true;
         }
         self.in_end += n;
@@ -340,10 +370,7 @@ impl Conn {
 
     fn close(&mut self, reactor: &mut Reactor<Shared>, token: Token, why: &str) -> Next {
         reactor.state.open -= 1;
-        log(
-            &reactor.state,
-            format_args!("conn-{} closed: {why}", self.id),
-        );
+        self.farewell.why = Some(why.to_string());
         // EPOLL_CTL_DEL now; the reactor drops this handler (closing the
         // socket) as soon as we return.
         reactor.deregister(token);
@@ -356,6 +383,9 @@ impl Handler<Shared> for Conn {
     fn ready(&mut self, reactor: &mut Reactor<Shared>, token: Token, ready: Ready) -> Next {
         if ready.readable || ready.closed {
             self.drained = false;
+        }
+        if ready.closed {
+            self.peer_gone = true;
         }
         let now = millis(reactor);
         let mut reads = 0;
