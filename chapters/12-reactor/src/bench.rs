@@ -38,6 +38,27 @@ struct Sample {
     rps: f64,
     p50: f64,
     p99: f64,
+    /// The server's CPU time (user + system, all its threads) per request,
+    /// in microseconds: what the server spent, whatever else the machine
+    /// was doing (a busy machine moves throughput far more than this).
+    cpu_us: f64,
+}
+
+/// User + system CPU time of process `pid` so far, in seconds
+/// (`/proc/PID/stat` fields 14 and 15, in clock ticks of 1/100 s).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) may hold spaces; count from after it.
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // After ")": field 3 is index 0, so utime (14) is 11 and stime (15) 12.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn has(program: &str) -> bool {
@@ -136,13 +157,32 @@ fn run_benchmark(
     server: &Server,
     pipeline: u32,
 ) -> Result<Vec<Sample>> {
-    let tests = plan.tests.clone();
+    // One test at a time, so each gets its own CPU figure.
+    let mut samples = Vec::new();
+    for (test, label) in selected(plan) {
+        let before = cpu_seconds(server.child.id());
+        let mut sample = run_one(plan, cpu, server, pipeline, test, label)?;
+        let spent = cpu_seconds(server.child.id()) - before;
+        sample.cpu_us = spent * 1e6 / plan.requests as f64;
+        samples.push(sample);
+    }
+    Ok(samples)
+}
+
+fn run_one(
+    plan: &Plan,
+    cpu: Option<u32>,
+    server: &Server,
+    pipeline: u32,
+    test: &str,
+    label: &str,
+) -> Result<Sample> {
     let output = pinned(cpu, Path::new("redis-benchmark"))
         .args(["-h", "127.0.0.1", "-p", &server.addr.port().to_string()])
         .args(["-c", &plan.clients.to_string()])
         .args(["-n", &plan.requests.to_string()])
         .args(["-P", &pipeline.to_string()])
-        .args(["-t", &tests.join(","), "--csv"])
+        .args(["-t", test, "--csv"])
         .output()
         .context("run redis-benchmark (Debian package redis-tools)")?;
     if !output.status.success() {
@@ -153,11 +193,8 @@ fn run_benchmark(
         );
     }
     let csv = String::from_utf8_lossy(&output.stdout);
-    selected(plan)
-        .iter()
-        .map(|(_, label)| parse_row(&csv, label))
-        .collect::<Option<Vec<_>>>()
-        .with_context(|| format!("redis-benchmark's CSV lacks a row; it printed:\n{csv}"))
+    parse_row(&csv, label)
+        .with_context(|| format!("redis-benchmark's CSV lacks {label}; it printed:\n{csv}"))
 }
 
 /// `"SET","123.45","0.1","0.0","0.095","0.2","0.3","1.0"`: test, rps,
@@ -175,6 +212,7 @@ fn parse_row(csv: &str, label: &str) -> Option<Sample> {
         rps: *fields.first()?,
         p50: *fields.get(3)?,
         p99: *fields.get(5)?,
+        cpu_us: 0.0,
     })
 }
 
@@ -314,11 +352,13 @@ pub fn run(plan: &Plan) -> Result<()> {
                     .collect(),
             );
             text.push_str(&format!(
-                "| {label} | {pipeline} | {ours:.0} | {theirs:.0} | {ratio:.2} | {:.3}/{:.3} | {:.3}/{:.3} |\n",
+                "| {label} | {pipeline} | {ours:.0} | {theirs:.0} | {ratio:.2} | {:.3}/{:.3} | {:.3}/{:.3} | {:.2}/{:.2} |\n",
                 med(0, |s| s.p50),
                 med(0, |s| s.p99),
                 med(1, |s| s.p50),
                 med(1, |s| s.p99),
+                med(0, |s| s.cpu_us),
+                med(1, |s| s.cpu_us),
             ));
         }
     }
