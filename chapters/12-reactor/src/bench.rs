@@ -333,9 +333,9 @@ pub fn run(plan: &Plan) -> Result<()> {
         },
     ));
     text.push_str(
-        "| test | -P | ch12 req/s | redis req/s | ratio | ch12 p50/p99 ms | redis p50/p99 ms |\n",
+        "| test | -P | ch12 req/s | redis req/s | ratio | ch12 p50/p99 ms | redis p50/p99 ms | CPU µs/req ch12/redis |\n",
     );
-    text.push_str("|---|--:|--:|--:|--:|--:|--:|\n");
+    text.push_str("|---|--:|--:|--:|--:|--:|--:|--:|\n");
     for (pi, pipeline) in plan.pipelines.iter().enumerate() {
         for (ti, (_, label)) in tests.iter().enumerate() {
             let med = |which: usize, f: fn(&Sample) -> f64| {
