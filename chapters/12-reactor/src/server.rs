@@ -173,7 +173,10 @@ impl Handler<Shared> for Acceptor {
                 self.listener.as_raw_fd(),
                 SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
             );
-            trace::emit("accept4", || "accept4(listener) -> conn".to_string());
+            trace::emit("accept4", || {
+                let shown = trace::result(&r, |fd| lab_kit::names::name_of(*fd));
+                format!("accept4(listener, SOCK_NONBLOCK|SOCK_CLOEXEC) -> {shown}")
+            });
             match r {
                 Ok(fd) => {
                     // SAFETY: accept4 returned a new descriptor nobody owns.

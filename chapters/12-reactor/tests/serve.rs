@@ -504,3 +504,58 @@ fn sigint_and_sigterm_stop_the_server_cleanly() {
         );
     });
 }
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = stat.rsplit(')').next().unwrap();
+    let fields: Vec<f64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|f| f.parse().unwrap())
+        .collect();
+    (fields[0] + fields[1]) / 100.0
+}
+
+#[test]
+fn out_of_descriptors_the_server_waits_without_spinning_and_accepts_later() {
+    watched("EMFILE", || {
+        let mut server = start(&[]);
+        // 16 descriptors: stdio, the listener, epoll, signalfd and a few
+        // clients. (prlimit(1) sets another process's limit.)
+        let status = std::process::Command::new("prlimit")
+            .args(["--pid", &server.pid().to_string(), "--nofile=16:16"])
+            .status()
+            .expect("prlimit (util-linux)");
+        assert!(status.success(), "prlimit failed");
+        let clients: Vec<TcpStream> = (0..30).map(|_| raw(server.addr)).collect();
+        // Some are accepted, the rest wait in the listen queue.
+        server.wait_for_line(Duration::from_secs(10), "an EMFILE line", |l| {
+            l.contains("EMFILE") || l.contains("Too many open files")
+        });
+        let before = cpu_seconds(server.pid());
+        thread::sleep(Duration::from_secs(1));
+        let spent = cpu_seconds(server.pid()) - before;
+        assert!(
+            spent < 0.3,
+            "out of descriptors with 30 clients queued, the server used {spent:.2} s of CPU in \
+             1 s: it is spinning on accept"
+        );
+        drop(clients);
+        // Once descriptors free up, the queued clients are accepted (and,
+        // already closed, closed again): a new client is served.
+        let mut late = None;
+        let served = within_bound(Duration::from_secs(10), || {
+            let mut s = raw(server.addr);
+            if s.write_all(b"PING\r\n").is_err() {
+                return false;
+            }
+            s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+            let mut buf = [0u8; 7];
+            let ok = s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n";
+            late = Some(s);
+            ok
+        });
+        assert!(served, "after the clients left, a new client was never served");
+    });
+}
