@@ -533,9 +533,16 @@ fn out_of_descriptors_the_server_waits_without_spinning_and_accepts_later() {
         server.wait_for_line(Duration::from_secs(10), "an EMFILE line", |l| {
             l.contains("EMFILE") || l.contains("Too many open files")
         });
-        let before = cpu_seconds(server.pid());
+        let emfile = |log: &[String]| log.iter().filter(|l| l.contains("accept:")).count();
+        let (before, lines_before) = (cpu_seconds(server.pid()), emfile(server.log()));
         thread::sleep(Duration::from_secs(1));
         let spent = cpu_seconds(server.pid()) - before;
+        let tries = emfile(server.log()) - lines_before;
+        assert!(
+            tries <= 20,
+            "out of descriptors, the server tried accept {tries} times in 1 s (it logs each \
+             failure): it should wait (a 100 ms timer), not retry at once"
+        );
         assert!(
             spent < 0.3,
             "out of descriptors with 30 clients queued, the server used {spent:.2} s of CPU in \
