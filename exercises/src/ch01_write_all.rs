@@ -40,6 +40,7 @@ pub fn write_all(fd: impl AsFd, data: &[u8]) -> nix::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lab_kit::proc::asleep_in;
     use lab_kit::trace::bytes;
     use lab_kit::watchdog::within;
     use nix::sys::pthread::{Pthread, pthread_kill, pthread_self};
@@ -70,19 +71,6 @@ mod tests {
         unsafe { sigaction(INTERRUPT, &action) }.unwrap();
     }
 
-    /// The system call thread `tid` sleeps in, if it sleeps in one: its
-    /// state is 'S', an interruptible sleep (/proc/self/task/TID/stat), and
-    /// /proc/self/task/TID/syscall starts with the call's number
-    /// (proc_pid_stat(5), proc_pid_syscall(5)). A wait for a lock another
-    /// thread holds (futex) does not count.
-    fn sleeping_in(tid: Pid) -> Option<nix::libc::c_long> {
-        let syscall = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
-        let number: nix::libc::c_long = syscall.split_whitespace().next()?.parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
-        let state = stat[stat.rfind(')')? + 1..].trim_start().chars().next()?;
-        (state == 'S' && number >= 0 && number != nix::libc::SYS_futex).then_some(number)
-    }
-
     /// Runs `write_all(writer, data)` on its own thread while nobody reads,
     /// so the socket buffer fills and the write sleeps. Each time the writer
     /// is asleep, it is interrupted by a signal, `interruptions` times:
@@ -109,7 +97,7 @@ mod tests {
             // the kernel, or has finished (or 1 s has passed: it spins).
             let start = Instant::now();
             while !writing.is_finished()
-                && sleeping_in(tid).is_none()
+                && asleep_in(tid).is_none()
                 && start.elapsed() < Duration::from_secs(1)
             {
                 thread::yield_now();

@@ -52,6 +52,7 @@ mod tests {
     use std::thread;
     use std::time::{Duration, Instant};
 
+    use lab_kit::proc::asleep_in;
     use lab_kit::trace::bytes;
     use lab_kit::watchdog::within;
     use nix::sys::pthread::{Pthread, pthread_kill, pthread_self};
@@ -115,19 +116,6 @@ mod tests {
         unsafe { sigaction(INTERRUPT, &action) }.unwrap();
     }
 
-    /// The system call thread `tid` sleeps in, if it sleeps in one: its
-    /// state is 'S', an interruptible sleep (/proc/self/task/TID/stat), and
-    /// /proc/self/task/TID/syscall starts with the call's number
-    /// (proc_pid_stat(5), proc_pid_syscall(5)). A wait for a lock another
-    /// thread holds (futex) does not count.
-    fn sleeping_in(tid: Pid) -> Option<nix::libc::c_long> {
-        let syscall = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
-        let number: nix::libc::c_long = syscall.split_whitespace().next()?.parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
-        let state = stat[stat.rfind(')')? + 1..].trim_start().chars().next()?;
-        (state == 'S' && number >= 0 && number != nix::libc::SYS_futex).then_some(number)
-    }
-
     /// Why read_all must never sleep in read.
     const IN_READ: &str = "read_all sleeps in read(2) on a source that has nothing to \
         read yet. Read a source only when poll reported it (a non-zero revents), and only \
@@ -167,7 +155,7 @@ mod tests {
                 if self.thread.is_finished() {
                     return false;
                 }
-                match sleeping_in(self.tid) {
+                match asleep_in(self.tid).map(|a| a.number) {
                     Some(call) if call == nix::libc::SYS_read => panic!("{IN_READ}"),
                     Some(_) => return true,
                     None => thread::yield_now(),
@@ -180,7 +168,7 @@ mod tests {
         /// once if it sleeps in read meanwhile.
         fn finish_never_in_read(self) -> io::Result<Vec<Vec<u8>>> {
             while !self.thread.is_finished() {
-                if sleeping_in(self.tid) == Some(nix::libc::SYS_read) {
+                if asleep_in(self.tid).map(|a| a.number) == Some(nix::libc::SYS_read) {
                     panic!("{IN_READ}");
                 }
                 thread::yield_now();

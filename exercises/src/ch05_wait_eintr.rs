@@ -48,6 +48,7 @@ pub fn wait_retrying(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lab_kit::proc::asleep_in;
     use lab_kit::watchdog::within;
     use nix::sys::epoll::{EpollCreateFlags, EpollFlags};
     use nix::sys::pthread::{pthread_kill, pthread_self};
@@ -92,40 +93,6 @@ mod tests {
         (epoll, b, peer)
     }
 
-    /// The system calls `Epoll::wait` can be asleep in.
-    fn is_epoll_wait(number: i64) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        if number == nix::libc::SYS_epoll_wait {
-            return true;
-        }
-        number == nix::libc::SYS_epoll_pwait || number == nix::libc::SYS_epoll_pwait2
-    }
-
-    /// If thread `tid` is asleep in epoll_wait, the timeout it passed (in
-    /// ms). The kernel shows the system call a blocked thread is in, with
-    /// its arguments, in /proc/self/task/TID/syscall.
-    fn asleep_in_epoll_wait(tid: Pid) -> Option<i32> {
-        let Ok(text) = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")) else {
-            // The thread has just ended (or /proc cannot show this at all).
-            assert!(
-                std::fs::read_to_string("/proc/thread-self/syscall").is_ok(),
-                "these tests need /proc/thread-self/syscall, which cannot be read here"
-            );
-            return None;
-        };
-        let mut fields = text.split_whitespace();
-        // "running" when it is not in a system call.
-        let number: i64 = fields.next()?.parse().ok()?;
-        if !is_epoll_wait(number) {
-            return None;
-        }
-        // epoll_wait(epfd, events, maxevents, timeout): the 4th argument.
-        let timeout = fields.nth(3)?.trim_start_matches("0x");
-        let register = u64::from_str_radix(timeout, 16).ok()?;
-        // An int: the low 32 bits of the register.
-        Some(register as u32 as i32)
-    }
-
     /// What happened to a wait that nothing makes ready until it sleeps.
     struct Observed {
         /// The timeout (ms) it was asleep in epoll_wait with, if it slept.
@@ -133,6 +100,15 @@ mod tests {
         /// What wait_retrying returned once the socket became ready, or the
         /// message it panicked with.
         result: Result<nix::Result<usize>, String>,
+    }
+
+    /// If thread `tid` is asleep in epoll_wait, the timeout it passed (in
+    /// ms): epoll_wait's 4th argument, which the kernel shows for a
+    /// blocked thread in /proc/self/task/TID/syscall (lab_kit::proc).
+    fn asleep_in_epoll_wait(tid: Pid) -> Option<i32> {
+        asleep_in(tid)
+            .filter(|call| call.is_epoll_wait())
+            .map(|call| call.int_arg(3))
     }
 
     /// Calls wait_retrying(timeout) on a thread, with nothing ready. Once

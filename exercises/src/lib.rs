@@ -27,4 +27,7 @@ pub mod ch06_connection;
 pub mod ch07_accept_loop;
 pub mod ch07_drain;
 pub mod ch07_fair_reader;
+pub mod ch10_conn_table;
+pub mod ch10_spare_accept;
+pub mod ch12_resp_parser;
 pub mod ch12_timer_heap;

@@ -98,6 +98,7 @@ mod tests {
     use std::thread;
     use std::time::{Duration, Instant};
 
+    use lab_kit::proc::asleep_in;
     use lab_kit::watchdog::within;
 
     /// A correct answer finishes each test in well under 0.1 s (the timeout
@@ -131,19 +132,6 @@ mod tests {
         unsafe { sigaction(INTERRUPT, &action) }.unwrap();
     }
 
-    /// The system call thread `tid` sleeps in, if it sleeps in one: its
-    /// state is 'S', an interruptible sleep (/proc/self/task/TID/stat), and
-    /// /proc/self/task/TID/syscall starts with the call's number
-    /// (proc_pid_stat(5), proc_pid_syscall(5)). A wait for a lock another
-    /// thread holds (futex) does not count.
-    fn sleeping_in(tid: Pid) -> Option<nix::libc::c_long> {
-        let syscall = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
-        let number: nix::libc::c_long = syscall.split_whitespace().next()?.parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
-        let state = stat[stat.rfind(')')? + 1..].trim_start().chars().next()?;
-        (state == 'S' && number >= 0 && number != nix::libc::SYS_futex).then_some(number)
-    }
-
     /// Starts a thread that watches a quiet socket with `wait(None)`, and
     /// waits (without sleeping) until that thread sleeps in the kernel, has
     /// returned, or 1 s has passed (it spins). Returns the thread, its ids, the watched socket's
@@ -170,7 +158,7 @@ mod tests {
         let (pthread, tid) = ids.recv().unwrap();
         let start = Instant::now();
         while !waiter.is_finished()
-            && sleeping_in(tid).is_none()
+            && asleep_in(tid).is_none()
             && start.elapsed() < Duration::from_secs(1)
         {
             thread::yield_now();

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser, Subcommand};
 use lab_kit::trace::{self, blank};
-use lab_kit::{fixtures, note};
+use lab_kit::{fixtures, note, proc};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::pthread::{Pthread, pthread_kill, pthread_self};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
@@ -337,55 +337,12 @@ fn proc_thread_stacks() -> Result<()> {
 /// before it gives up with an error. Never reached when all is well.
 const WAIT_LIMIT: Duration = Duration::from_secs(5);
 
-/// The thread id of this process's thread named `name`, from
-/// `/proc/self/task/*/comm`.
-fn thread_named(name: &str) -> Result<Pid> {
-    for task in std::fs::read_dir("/proc/self/task")? {
-        let task = task?;
-        let comm = std::fs::read_to_string(task.path().join("comm"))?;
-        if comm.trim_end() == name {
-            let tid: i32 = task.file_name().to_string_lossy().parse()?;
-            return Ok(Pid::from_raw(tid));
-        }
-    }
-    anyhow::bail!("no thread named {name} in /proc/self/task")
-}
-
-/// The call thread `tid` of this process is blocked in, as (number, first
-/// argument), from `/proc/self/task/TID/syscall`
-/// ([proc_pid_syscall(5)](https://man7.org/linux/man-pages/man5/proc_pid_syscall.5.html)).
-/// `None` while the thread runs (the file then says `running`) or is blocked
-/// outside a system call (`-1`).
-fn blocked_in(tid: Pid) -> Result<Option<(i64, i64)>> {
-    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))?;
-    let mut fields = text.split_whitespace();
-    let Ok(number) = fields.next().unwrap_or("").parse::<i64>() else {
-        return Ok(None);
-    };
-    if number < 0 {
-        return Ok(None);
-    }
-    let first = fields.next().context("syscall file without arguments")?;
-    let first = i64::from_str_radix(first.trim_start_matches("0x"), 16)?;
-    Ok(Some((number, first)))
-}
-
-/// Waits (without sleeping: yielding the CPU) until thread `tid` is blocked
-/// in a call that `wanted` accepts, for at most [`WAIT_LIMIT`].
-fn wait_until_blocked(tid: Pid, wanted: impl Fn(i64, i64) -> bool) -> Result<(i64, i64)> {
-    let deadline = std::time::Instant::now() + WAIT_LIMIT;
-    loop {
-        if let Some((number, first)) = blocked_in(tid)?
-            && wanted(number, first)
-        {
-            return Ok((number, first));
-        }
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "thread {tid} did not block in the expected call within {WAIT_LIMIT:?}"
-        );
-        thread::yield_now();
-    }
+/// Waits until thread `tid` sleeps in a system call that `wanted` accepts
+/// (read from /proc by [`lab_kit::proc`]), for at most [`WAIT_LIMIT`].
+fn wait_until_blocked(tid: Pid, wanted: impl Fn(&proc::Asleep) -> bool) -> Result<proc::Asleep> {
+    proc::wait_until_asleep(tid, WAIT_LIMIT, wanted).with_context(|| {
+        format!("thread {tid} did not block in the expected call within {WAIT_LIMIT:?}")
+    })
 }
 
 /// `[proc] thread accept-loop (/proc/self/task/*/syscall) => asleep in read(conn-1)`:
@@ -394,12 +351,14 @@ fn wait_until_blocked(tid: Pid, wanted: impl Fn(i64, i64) -> bool) -> Result<(i6
 /// server's own call).
 fn thread_asleep_in(name: &str) -> Result<()> {
     use nix::libc;
-    let tid = thread_named(name)?;
-    let (number, first) = wait_until_blocked(tid, |number, _| number != libc::SYS_futex)?;
-    let call = match number {
-        libc::SYS_read => format!("read({})", lab_kit::name_of(first as i32)),
+    let tid = proc::thread_named(name)?;
+    // Any call: lab_kit::proc already leaves out futex.
+    let asleep = wait_until_blocked(tid, |_| true)?;
+    let first = asleep.int_arg(0);
+    let call = match asleep.number {
+        libc::SYS_read => format!("read({})", lab_kit::name_of(first)),
         libc::SYS_accept | libc::SYS_accept4 => {
-            format!("accept({})", lab_kit::name_of(first as i32))
+            format!("accept({})", lab_kit::name_of(first))
         }
         other => format!("system call number {other}"),
     };
@@ -462,7 +421,7 @@ fn interrupt_read(
     thread::spawn(move || {
         let (pthread, tid) = reader;
         let in_read_conn =
-            |number: i64, first: i64| number == nix::libc::SYS_read && first == i64::from(conn);
+            |call: &proc::Asleep| call.number == nix::libc::SYS_read && call.int_arg(0) == conn;
         let conn_name = lab_kit::name_of(conn);
         let runs_before = HANDLER_RUNS.load(Ordering::SeqCst);
         let steps = || -> Result<HelperLines> {

@@ -39,6 +39,7 @@ use std::time::Duration;
 use ch02_nonblocking_io::set_nonblocking;
 use lab_kit::trace;
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 
 use crate::poller::{Event, Interest, Poller, Token, TokenMap};
 
@@ -85,6 +86,9 @@ pub struct EchoServer<P: Poller> {
     next_id: usize,
     /// Accepting is paused after EMFILE/ENFILE until a connection closes.
     accept_paused: bool,
+    /// An open `/dev/null` kept in reserve for EMFILE (chapter 10), if
+    /// [`with_spare_descriptor`](Self::with_spare_descriptor) asked for one.
+    spare: Option<OwnedFd>,
     max_buffered: usize,
     events: Vec<Event>,
     /// One buffer for every read, made once. (A buffer made for each event
@@ -107,6 +111,7 @@ impl<P: Poller> EchoServer<P> {
             connections: TokenMap::default(),
             next_id: 1,
             accept_paused: false,
+            spare: None,
             max_buffered: DEFAULT_MAX_BUFFERED,
             events: Vec::new(),
             read_buf: vec![0; READ_CHUNK],
@@ -119,6 +124,19 @@ impl<P: Poller> EchoServer<P> {
     pub fn with_max_buffered(mut self, bytes: usize) -> EchoServer<P> {
         self.max_buffered = bytes.max(1);
         self
+    }
+
+    /// Keeps one descriptor (`/dev/null`) in reserve: out of descriptors,
+    /// the server trades it for one queued connection at a time and closes
+    /// that connection at once, instead of leaving it waiting (chapter 10,
+    /// "EMFILE: accept when you cannot").
+    pub fn with_spare_descriptor(mut self) -> io::Result<EchoServer<P>> {
+        self.spare = Some(trace::open(
+            "/dev/null",
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            "spare",
+        )?);
+        Ok(self)
     }
 
     /// Sends log lines (`conn-1 opened`, ...) to `log` instead of stdout.
@@ -197,19 +215,9 @@ impl<P: Poller> EchoServer<P> {
                 // Out of descriptors (per process or system-wide) or memory.
                 // The connection stays queued and the listener stays
                 // readable, so still asking about it would wake us on every
-                // wait with nothing we can do: a busy loop. Ask for nothing
-                // until a connection closes and frees a descriptor.
-                // (Chapter 10, not written yet, shows the other classic
-                // remedy, a spare descriptor.)
+                // wait with nothing we can do: a busy loop.
                 Err(e @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)) => {
-                    (self.log)(&format!(
-                        "accept: {}; not accepting until a connection closes",
-                        trace::errno(e)
-                    ));
-                    self.poller
-                        .modify(self.listener.as_raw_fd(), LISTENER, Interest::NONE)?;
-                    self.accept_paused = true;
-                    return Ok(());
+                    return self.out_of_descriptors(e);
                 }
                 // The client gave up before we accepted it, or a network
                 // error was pending on the new connection: accept(2) says to
@@ -235,6 +243,55 @@ impl<P: Poller> EchoServer<P> {
         }
     }
     // ANCHOR_END: accept_loop
+
+    // ANCHOR: out_of_descriptors
+    /// accept failed with `e` (EMFILE, ENFILE, ENOBUFS or ENOMEM): the
+    /// connection is still queued, and the listener still readable.
+    ///
+    /// With a spare descriptor ([`with_spare_descriptor`](Self::with_spare_descriptor))
+    /// and EMFILE or ENFILE: close the spare, which frees one descriptor,
+    /// accept, close that connection at once (its client sees end of file,
+    /// not a hang), and open the spare again; repeat until the queue is
+    /// empty. Without one: ask for nothing on the listener until a
+    /// connection closes and frees a descriptor (the clients wait in the
+    /// queue meanwhile). Either way, no busy loop. Chapter 10 shows both.
+    fn out_of_descriptors(&mut self, e: Errno) -> io::Result<()> {
+        if matches!(e, Errno::EMFILE | Errno::ENFILE) {
+            while let Some(spare) = self.spare.take() {
+                let _ = trace::close(spare);
+                // Closed before the spare comes back: the spare needs the
+                // number this connection was given.
+                let accepted = trace::accept(&self.listener, "refused").map(trace::close);
+                if accepted.is_ok() {
+                    (self.log)(&format!(
+                        "refused a connection: {}; closed it at once (spare descriptor)",
+                        trace::errno(e)
+                    ));
+                }
+                match trace::open("/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, "spare") {
+                    Ok(fd) => self.spare = Some(fd),
+                    Err(err) => (self.log)(&format!("spare descriptor: {}", trace::errno(err))),
+                }
+                match accepted {
+                    // One less in the queue: try the next one.
+                    Ok(_) | Err(Errno::EINTR | Errno::ECONNABORTED) => continue,
+                    // The queue is empty: nothing waits, nothing to pause.
+                    Err(Errno::EAGAIN) => return Ok(()),
+                    // Even a free descriptor did not help: pause below.
+                    Err(_) => break,
+                }
+            }
+        }
+        (self.log)(&format!(
+            "accept: {}; not accepting until a connection closes",
+            trace::errno(e)
+        ));
+        self.poller
+            .modify(self.listener.as_raw_fd(), LISTENER, Interest::NONE)?;
+        self.accept_paused = true;
+        Ok(())
+    }
+    // ANCHOR_END: out_of_descriptors
 
     /// Makes a new connection non-blocking and registers it for reading.
     /// If either fails (for select: a descriptor >= FD_SETSIZE), only this

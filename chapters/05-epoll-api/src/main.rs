@@ -4,14 +4,14 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser, Subcommand};
 use lab_kit::epoll::{self, Op, create1, ctl, show_interest_list};
 use lab_kit::names::{name_of, name_token};
 use lab_kit::trace::Mapping;
-use lab_kit::{fixtures, note, trace};
+use lab_kit::{fixtures, note, proc, trace};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc;
@@ -287,17 +287,10 @@ struct WriterReport {
 /// Waits (up to 10 s) until thread `waiter` sleeps inside epoll_wait, then
 /// writes to `peer`. It writes even if it never saw that, so the wait ends.
 fn write_once_asleep(peer: UnixStream, waiter: Pid) -> (UnixStream, WriterReport) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut saw_asleep = false;
-    while Instant::now() < deadline {
-        if asleep_in_epoll_wait(waiter) {
-            saw_asleep = true;
-            break;
-        }
-        // A polling interval, not a way to make something happen: the
-        // answer is the same however long each look takes.
-        thread::sleep(Duration::from_millis(1));
-    }
+    // lab_kit::proc reads the thread's state and system call from /proc.
+    let saw_asleep =
+        proc::wait_until_asleep(waiter, Duration::from_secs(10), |call| call.is_epoll_wait())
+            .is_some();
     let written = trace::write(&peer, b"wake up");
     (
         peer,
@@ -306,45 +299,6 @@ fn write_once_asleep(peer: UnixStream, waiter: Pid) -> (UnixStream, WriterReport
             written,
         },
     )
-}
-
-/// The system call numbers epoll_wait can arrive as: the C library may
-/// implement it with epoll_pwait (musl does; on arm64 and riscv64 the kernel
-/// has no epoll_wait at all).
-#[cfg(not(any(
-    target_arch = "aarch64",
-    target_arch = "riscv64",
-    target_arch = "loongarch64"
-)))]
-const EPOLL_WAIT_CALLS: [libc::c_long; 2] = [libc::SYS_epoll_wait, libc::SYS_epoll_pwait];
-#[cfg(any(
-    target_arch = "aarch64",
-    target_arch = "riscv64",
-    target_arch = "loongarch64"
-))]
-const EPOLL_WAIT_CALLS: [libc::c_long; 1] = [libc::SYS_epoll_pwait];
-
-/// Thread `tid` of this process is asleep (state `S` in its stat file) in
-/// the middle of epoll_wait (the first number of its syscall file,
-/// [proc_pid_syscall(5)](https://man7.org/linux/man-pages/man5/proc_pid_syscall.5.html)).
-fn asleep_in_epoll_wait(tid: Pid) -> bool {
-    let task = format!("/proc/self/task/{tid}");
-    let (Ok(stat), Ok(syscall)) = (
-        std::fs::read_to_string(format!("{task}/stat")),
-        std::fs::read_to_string(format!("{task}/syscall")),
-    ) else {
-        return false;
-    };
-    // The state is the first field after the thread's name, which is in
-    // parentheses and may itself contain spaces or ')'.
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next());
-    let call = syscall
-        .split_whitespace()
-        .next()
-        .and_then(|n| n.parse::<libc::c_long>().ok());
-    state == Some("S") && call.is_some_and(|n| EPOLL_WAIT_CALLS.contains(&n))
 }
 
 // ANCHOR: errors

@@ -22,8 +22,8 @@ use nix::sys::signal::Signal;
 use nix::sys::socket::{SockFlag, setsockopt, sockopt};
 
 use crate::reactor::{Handler, Interest, Next, Reactor, Ready, Token};
-// TEMPORARY: the stand-in engine until the real one is merged.
-use crate::standin::{Db, Flow, Limits, Millis, Session};
+use crate::session::{Flow, Limits, Millis, Session};
+use crate::store::Db;
 
 /// The server's knobs (the `serve` flags).
 #[derive(Clone, Debug)]
@@ -128,13 +128,17 @@ pub fn serve(listener: TcpListener, config: Config) -> io::Result<()> {
 
 // ANCHOR: active_expire
 /// Redis's `activeExpireCycle` in small: sample keys with a TTL, delete
-/// the expired ones, and go again while more than a quarter of the sample
-/// was expired (at most 16 passes, so one timer never holds the loop long).
+/// the expired ones, and go again while more than 10% of the sample was
+/// expired (Redis's `ACTIVE_EXPIRE_CYCLE_ACCEPTABLE_STALE`), for at most a
+/// quarter of the timer's period (`ACTIVE_EXPIRE_CYCLE_SLOW_TIME_PERC`),
+/// so one pass never holds the loop for long.
 fn active_expire(reactor: &mut Reactor<Shared>) {
     let now = millis(reactor);
-    for _ in 0..16 {
+    let started = std::time::Instant::now();
+    let budget = reactor.state.config.expire_period / 4;
+    loop {
         let deleted = reactor.state.db.active_expire(now, EXPIRE_SAMPLE);
-        if deleted * 4 <= EXPIRE_SAMPLE {
+        if deleted * 10 <= EXPIRE_SAMPLE || started.elapsed() >= budget {
             break;
         }
     }
