@@ -557,12 +557,16 @@ fn out_of_descriptors_the_server_waits_without_spinning_and_accepts_later() {
             if s.write_all(b"PING\r\n").is_err() {
                 return false;
             }
-            s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
             let mut buf = [0u8; 7];
             let ok = s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n";
             late = Some(s);
             ok
         });
-        assert!(served, "after the clients left, a new client was never served");
+        assert!(
+            served,
+            "after the clients left, a new client was never served"
+        );
     });
 }
