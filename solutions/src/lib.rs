@@ -25,3 +25,4 @@ pub mod ch11_deadlines;
 pub mod ch11_signals;
 pub mod ch11_waker;
 pub mod ch12_resp_parser;
+pub mod ch12_timer_heap;
