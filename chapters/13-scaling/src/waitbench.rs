@@ -421,3 +421,57 @@ impl Bench<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TINY: Settings = Settings {
+        blocks: 1,
+        block_ms: 0.1,
+    };
+
+    #[test]
+    fn sizes_fit_the_descriptor_limit() {
+        assert_eq!(largest_size(20_000), 19_000);
+        assert_eq!(largest_size(1024), 0);
+        assert_eq!(largest_size(65_536), 65_000);
+        assert!(descriptors_needed(19_000) <= 20_000);
+    }
+
+    #[test]
+    fn a_tiny_size_measures_all_five_calls_with_both_clocks() {
+        let Outcome::Measured {
+            wall,
+            cpu,
+            select_skipped,
+        } = measure_size(3, &TINY).unwrap()
+        else {
+            panic!("N = 3 was skipped");
+        };
+        assert_eq!(select_skipped, None);
+        for call in Call::ALL {
+            assert!(wall.ns(call).is_some_and(|ns| ns > 0.0), "{call:?} wall");
+            assert!(cpu.ns(call).is_some(), "{call:?} cpu");
+        }
+    }
+
+    #[test]
+    fn a_size_above_the_limit_is_skipped_and_says_why() {
+        let outcomes = run(&[2, 5000], &TINY, 1000, |_| {}).unwrap();
+        assert!(matches!(outcomes[0], Outcome::Measured { .. }));
+        match &outcomes[1] {
+            Outcome::Skipped { n: 5000, why } => {
+                assert!(why.contains("RLIMIT_NOFILE is 1000"), "{why}")
+            }
+            other => panic!("N = 5000 with a limit of 1000: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_median_is_the_middle_value() {
+        assert_eq!(median(&mut [5.0, 1.0, 3.0]), Some(3.0));
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), Some(3.0));
+        assert_eq!(median(&mut []), None);
+    }
+}

@@ -160,3 +160,31 @@ impl WatchedSet {
             .unwrap_or(-1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn exactly_the_last_socket_is_ready_and_the_peers_stay_open() {
+        let set = WatchedSet::new(5).unwrap();
+        let mut fds: Vec<PollFd> = set
+            .watched
+            .iter()
+            .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
+            .collect();
+        // A closed peer would make its socket readable (end of file) and
+        // report POLLHUP: only the one with a byte may show anything.
+        assert_eq!(poll(&mut fds, PollTimeout::ZERO).unwrap(), 1);
+        let shown: Vec<usize> = (0..fds.len())
+            .filter(|&i| fds[i].revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        assert_eq!(shown, [set.ready_index()]);
+        assert_eq!(fds[4].revents(), Some(PollFlags::POLLIN));
+        // Consecutive numbers, for select.
+        let numbers: Vec<RawFd> = set.watched.iter().map(|fd| fd.as_raw_fd()).collect();
+        assert_eq!(set.highest(), *numbers.iter().max().unwrap());
+    }
+}
