@@ -56,11 +56,11 @@ fn draw_into<'a>(
     let mut chart = ChartBuilder::on(&plot)
         .caption(
             "One call, one of N watched descriptors ready",
-            ("sans-serif", 22),
+            ("sans-serif", 24),
         )
         .margin(14)
         .x_label_area_size(44)
-        .y_label_area_size(72)
+        .y_label_area_size(84)
         .build_cartesian_2d(
             (x_min / 1.6..x_max * 1.6).log_scale(),
             (y_min / 2.0..y_max * 2.0).log_scale(),
@@ -71,8 +71,8 @@ fn draw_into<'a>(
         .y_desc("nanoseconds per call")
         .x_label_formatter(&|x| thousands(x.round() as u64))
         .y_label_formatter(&|y| thousands(y.round() as u64))
-        .label_style(("sans-serif", 15))
-        .axis_desc_style(("sans-serif", 16))
+        .label_style(("sans-serif", 17))
+        .axis_desc_style(("sans-serif", 18))
         .light_line_style(WHITE)
         .draw()?;
     for call in Call::ALL {
@@ -110,14 +110,14 @@ fn draw_into<'a>(
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
-        .label_font(("sans-serif", 15))
+        .label_font(("sans-serif", 17))
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK.mix(0.4))
         .draw()?;
     let caption = format!("{}; {}", table.machine, table.date);
     footer.draw_text(
         &caption,
-        &("sans-serif", 14).into_font().color(&BLACK.mix(0.8)),
+        &("sans-serif", 16).into_font().color(&BLACK.mix(0.8)),
         (16, 14),
     )?;
     root.present()?;

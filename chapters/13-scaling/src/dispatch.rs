@@ -22,6 +22,8 @@ use nix::sys::select::FD_SETSIZE;
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use nix::unistd::{read, write};
 
+use crate::waitbench::thread_cpu_ns;
+
 /// What one chain run is asked to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Chain {
@@ -40,13 +42,21 @@ pub struct Dispatched {
     pub events: usize,
     /// Wait calls the loop made.
     pub waits: usize,
+    /// Elapsed time.
     pub elapsed: Duration,
+    /// This thread's CPU time (user and kernel), in nanoseconds.
+    pub cpu_ns: f64,
 }
 
 impl Dispatched {
-    /// Nanoseconds per dispatched event.
+    /// Elapsed nanoseconds per dispatched event.
     pub fn ns_per_event(&self) -> f64 {
         self.elapsed.as_nanos() as f64 / self.events.max(1) as f64
+    }
+
+    /// CPU nanoseconds per dispatched event.
+    pub fn cpu_ns_per_event(&self) -> f64 {
+        self.cpu_ns / self.events.max(1) as f64
     }
 }
 
@@ -104,6 +114,7 @@ pub fn run_chain(
         (chain.active, 0usize, chain.writes, 0usize);
     let mut events: Vec<Event> = Vec::new();
     let mut byte = [0u8; 1];
+    let cpu_start = thread_cpu_ns()?;
     let start = Instant::now();
     while read_count < fired {
         // A token is always in flight here, so the wait returns at once;
@@ -128,6 +139,7 @@ pub fn run_chain(
         }
     }
     let elapsed = start.elapsed();
+    let cpu_ns = thread_cpu_ns()? - cpu_start;
     for (watched, _) in pairs {
         poller.delete(watched.as_raw_fd())?;
     }
@@ -135,6 +147,7 @@ pub fn run_chain(
         events: read_count,
         waits,
         elapsed,
+        cpu_ns,
     })
 }
 // ANCHOR_END: chain

@@ -3,23 +3,32 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The CPU model, the number of CPUs this process may run on, and the
-/// kernel release, e.g. `Intel(R) Xeon(R) Processor, 2 cores, Linux 6.18.44`.
+/// The CPU model, the machine's number of CPUs, and the kernel release,
+/// e.g. `Intel(R) Xeon(R) Processor, 2 cores, Linux 6.18.44`.
 pub fn description() -> String {
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|line| line.starts_with("model name"))
-                .and_then(|line| line.split_once(':'))
-                .map(|(_, model)| model.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_string());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|line| line.starts_with("model name"))
+        .and_then(|line| line.split_once(':'))
+        .map_or_else(|| "unknown CPU".to_string(), |(_, m)| m.trim().to_string());
+    let cores = cpus();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|r| r.trim().to_string())
         .unwrap_or_else(|_| "unknown".to_string());
     format!("{model}, {cores} cores, Linux {kernel}")
+}
+
+/// The machine's CPUs (`processor` lines in /proc/cpuinfo), whichever this
+/// process is allowed to run on (a pinned run may use only one).
+pub fn cpus() -> usize {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .map(|text| {
+            text.lines()
+                .filter(|line| line.starts_with("processor"))
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 /// The load average over the last minute (`/proc/loadavg`), as `uptime`

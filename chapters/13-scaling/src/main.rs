@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use ch13_scaling::compare::{self, Comparison};
 use ch13_scaling::dispatch::{self, BACKENDS, Chain};
 use ch13_scaling::results::{Row, Table, format_ns, format_ratio, markdown_table, thousands};
-use ch13_scaling::waitbench::{self, Clock, Outcome, Settings, median};
+use ch13_scaling::waitbench::{self, Clock, Outcome, Ready, Settings, median};
 use ch13_scaling::{chart, machine};
 use clap::{Parser, Subcommand, ValueEnum};
 use nix::sched::{CpuSet, sched_setaffinity};
@@ -56,6 +56,22 @@ enum ClockArg {
     Wall,
 }
 
+/// Which of the N descriptors is ready.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ReadyArg {
+    First,
+    Last,
+}
+
+/// The wait calls' timeout.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TimeoutArg {
+    /// Block until a descriptor is ready (an event loop's wait).
+    Block,
+    /// Zero: only look.
+    Zero,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Time one select, poll and epoll_wait call with one of N descriptors ready
@@ -81,6 +97,13 @@ enum Command {
         /// elapsed time, the C program's clock).
         #[arg(long, value_enum, default_value = "cpu")]
         clock: ClockArg,
+        /// Which descriptor is ready: the last one (select and poll put the
+        /// caller on every other one's wait queue first) or the first.
+        #[arg(long, value_enum, default_value = "last")]
+        ready: ReadyArg,
+        /// The waits' timeout.
+        #[arg(long, value_enum, default_value = "block")]
+        timeout: TimeoutArg,
         /// Also write PREFIX.md and PREFIX.svg (and PREFIX-vs-c.md with
         /// --compare-c).
         #[arg(long, value_name = "PREFIX")]
@@ -111,6 +134,9 @@ enum Command {
         /// Runs per backend, N and A.
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// The clock: this thread's CPU time, or elapsed time.
+        #[arg(long, value_enum, default_value = "cpu")]
+        clock: ClockArg,
         /// Also write the table to this file.
         #[arg(long, value_name = "FILE")]
         save: Option<PathBuf>,
@@ -143,11 +169,21 @@ fn cli_main() -> Result<()> {
             block_ms,
             cpu,
             clock,
+            ready,
+            timeout,
             save,
             compare_c,
             rounds,
         } => {
-            let settings = Settings { blocks, block_ms };
+            let settings = Settings {
+                blocks,
+                block_ms,
+                ready: match ready {
+                    ReadyArg::First => Ready::First,
+                    ReadyArg::Last => Ready::Last,
+                },
+                zero_timeout: matches!(timeout, TimeoutArg::Zero),
+            };
             let clock = match clock {
                 ClockArg::Cpu => Clock::Cpu,
                 ClockArg::Wall => Clock::Wall,
@@ -159,8 +195,9 @@ fn cli_main() -> Result<()> {
             active,
             writes,
             runs,
+            clock,
             save,
-        } => run_dispatch(&pairs, &active, writes, runs, save),
+        } => run_dispatch(&pairs, &active, writes, runs, clock, save),
         Command::Chart { results, out } => {
             let out = out.unwrap_or_else(|| results.with_extension("svg"));
             draw_chart(&results, &out)
@@ -243,19 +280,22 @@ fn run_waitbench(
             for round in 1..=rounds.max(1) {
                 eprintln!("round {round} of {rounds}");
                 let c_first = round % 2 == 1;
+                let run_c = |comparison: &mut Comparison| -> Result<()> {
+                    let c = compare::run_c(&binary, &resolved, &settings, cpu)?;
+                    comparison.c.push(c.median);
+                    comparison.c_min.push(c.min);
+                    Ok(())
+                };
                 if c_first {
-                    comparison
-                        .c
-                        .push(compare::run_c(&binary, &resolved, &settings, cpu)?);
+                    run_c(&mut comparison)?;
                 }
                 let outcomes = waitbench::run(&resolved, &settings, limit, progress)?;
                 comparison.ours.push(measured_rows(&outcomes, Clock::Wall));
+                comparison.ours_min.push(fastest_rows(&outcomes));
                 rounds_rows.push(measured_rows(&outcomes, clock));
                 first.get_or_insert(outcomes);
                 if !c_first {
-                    comparison
-                        .c
-                        .push(compare::run_c(&binary, &resolved, &settings, cpu)?);
+                    run_c(&mut comparison)?;
                 }
             }
             first.unwrap_or_default()
@@ -274,13 +314,22 @@ fn run_waitbench(
         },
         format!(
             "load average (1 minute): {load_before} before, {load_after} after, on {} CPUs",
-            std::thread::available_parallelism().map_or(0, |n| n.get())
+            machine::cpus()
         ),
         format!(
-            "{} blocks of about {} ms per call and N, the calls taking turns; blocking \
-             timeout; the ready descriptor is the last one; {}",
+            "{} blocks of about {} ms per call and N, the calls taking turns; {} timeout; \
+             the ready descriptor is the {} one; {}",
             settings.blocks,
             settings.block_ms,
+            if settings.zero_timeout {
+                "zero"
+            } else {
+                "blocking"
+            },
+            match settings.ready {
+                Ready::First => "first",
+                Ready::Last => "last",
+            },
             match cpu {
                 Some(c) => format!("pinned to CPU {c}"),
                 None => "not pinned".to_string(),
@@ -359,6 +408,17 @@ fn measured_rows(outcomes: &[Outcome], clock: Clock) -> Vec<Row> {
         .collect()
 }
 
+/// The fastest blocks (elapsed time).
+fn fastest_rows(outcomes: &[Outcome]) -> Vec<Row> {
+    outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Measured { wall_min, .. } => Some(wall_min.clone()),
+            Outcome::Skipped { .. } => None,
+        })
+        .collect()
+}
+
 /// `book/src/figures/ch13-waitbench` + `.md`.
 fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
     let mut name = prefix.as_os_str().to_owned();
@@ -381,6 +441,7 @@ fn run_dispatch(
     active: &[usize],
     writes: usize,
     runs: usize,
+    clock: ClockArg,
     save: Option<PathBuf>,
 ) -> Result<()> {
     let limit = waitbench::raise_descriptor_limit().context("raising RLIMIT_NOFILE")?;
@@ -435,7 +496,10 @@ fn run_dispatch(
                     }
                     let mut poller = dispatch::backend(BACKENDS[b])?;
                     let result = dispatch::run_chain(poller.as_mut(), &set, chain)?;
-                    samples[b].push(result.ns_per_event());
+                    samples[b].push(match clock {
+                        ClockArg::Cpu => result.cpu_ns_per_event(),
+                        ClockArg::Wall => result.ns_per_event(),
+                    });
                     waits[b].push(result.events as f64 / result.waits as f64);
                 }
             }
@@ -480,8 +544,15 @@ fn run_dispatch(
     text.push('\n');
     text.push_str(&format!("- machine: {}\n", machine::description()));
     text.push_str(&format!("- date: {date}\n"));
+    text.push_str(match clock {
+        ClockArg::Cpu => {
+            "- clock: this thread's CPU time (user + kernel), CLOCK_THREAD_CPUTIME_ID\n"
+        }
+        ClockArg::Wall => "- clock: elapsed time, CLOCK_MONOTONIC\n",
+    });
     text.push_str(&format!(
-        "- load average (1 minute): {load_before} before, {load_after} after\n"
+        "- load average (1 minute): {load_before} before, {load_after} after, on {} CPUs\n",
+        machine::cpus()
     ));
     text.push_str(&format!("- command: `{}`\n", command_line()));
     for note in notes {

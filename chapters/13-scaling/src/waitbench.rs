@@ -91,13 +91,30 @@ pub enum Clock {
     Cpu,
 }
 
-/// How long to measure.
+/// Where among the N the ready descriptor is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ready {
+    /// The first one made (the lowest number): select and poll find it
+    /// first, and from then on stop putting the caller on wait queues.
+    First,
+    /// The last one made: select and poll put the caller on the wait queue
+    /// of every other descriptor before they find it, and take it off again
+    /// before they return.
+    Last,
+}
+
+/// How to measure.
 #[derive(Clone, Copy, Debug)]
 pub struct Settings {
     /// Blocks per call and N; the result is their median.
     pub blocks: usize,
     /// The length one block aims at, in milliseconds.
     pub block_ms: f64,
+    /// Which descriptor is ready.
+    pub ready: Ready,
+    /// Wait with a zero timeout (only look) instead of blocking until one
+    /// is ready, as an event loop does.
+    pub zero_timeout: bool,
 }
 
 impl Default for Settings {
@@ -105,6 +122,8 @@ impl Default for Settings {
         Settings {
             blocks: 9,
             block_ms: 25.0,
+            ready: Ready::Last,
+            zero_timeout: false,
         }
     }
 }
@@ -112,11 +131,13 @@ impl Default for Settings {
 /// What happened at one N.
 #[derive(Clone, Debug)]
 pub enum Outcome {
-    /// Measured with both clocks; `select_skipped` says why select was not
+    /// Measured with both clocks (the median block), and the fastest block
+    /// by the wall clock; `select_skipped` says why select was not measured
     /// (if it was not).
     Measured {
         wall: Row,
         cpu: Row,
+        wall_min: Row,
         select_skipped: Option<String>,
     },
     /// Not measured, and why.
@@ -185,6 +206,8 @@ struct Bench<'a> {
     extra: (OwnedFd, OwnedFd),
     /// select's first argument: the highest watched number plus one.
     nfds: i32,
+    /// Zero timeouts instead of blocking ones.
+    zero_timeout: bool,
 }
 
 /// Measures all five calls at one N.
@@ -195,7 +218,11 @@ pub fn measure_size(n: usize, settings: &Settings) -> io::Result<Outcome> {
     // The epoll instance first, then the watched set: the watched ends then
     // get the lowest free numbers, one after the other.
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-    let set = WatchedSet::new(n)?;
+    let ready = match settings.ready {
+        Ready::First => 0,
+        Ready::Last => n - 1,
+    };
+    let set = WatchedSet::new(n, ready)?;
     for (i, fd) in set.watched.iter().enumerate() {
         epoll.add(fd, EpollEvent::new(EpollFlags::EPOLLIN, i as u64))?;
     }
@@ -216,6 +243,7 @@ pub fn measure_size(n: usize, settings: &Settings) -> io::Result<Outcome> {
         events: vec![EpollEvent::empty(); 64],
         extra,
         nfds: set.highest() + 1,
+        zero_timeout: settings.zero_timeout,
     };
     let select_skipped = (set.highest() as usize >= FD_SETSIZE).then(|| {
         format!(
@@ -253,13 +281,17 @@ pub fn measure_size(n: usize, settings: &Settings) -> io::Result<Outcome> {
     }
     let mut wall = Row { n, ns: [None; 5] };
     let mut cpu = Row { n, ns: [None; 5] };
+    let mut wall_min = Row { n, ns: [None; 5] };
     for call in calls {
-        wall.ns[call.index()] = median(&mut wall_samples[call.index()]);
-        cpu.ns[call.index()] = median(&mut cpu_samples[call.index()]);
+        let i = call.index();
+        wall.ns[i] = median(&mut wall_samples[i]);
+        cpu.ns[i] = median(&mut cpu_samples[i]);
+        wall_min.ns[i] = wall_samples[i].first().copied(); // sorted by median()
     }
     Ok(Outcome::Measured {
         wall,
         cpu,
+        wall_min,
         select_skipped,
     })
 }
@@ -267,7 +299,7 @@ pub fn measure_size(n: usize, settings: &Settings) -> io::Result<Outcome> {
 /// This thread's CPU time so far, in nanoseconds. One clock_gettime call
 /// (not in the vDSO for this clock, so a real system call) per block of
 /// thousands of calls: it adds well under 0.1%.
-fn thread_cpu_ns() -> io::Result<f64> {
+pub fn thread_cpu_ns() -> io::Result<f64> {
     let t = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)?;
     Ok(t.tv_sec() as f64 * 1e9 + t.tv_nsec() as f64)
 }
@@ -335,13 +367,11 @@ impl Bench<'_> {
         for fd in &self.set.watched {
             readable.insert(fd.as_fd());
         }
-        let ready = select(
-            self.nfds,
-            Some(&mut readable),
-            None,
-            None,
-            None::<&mut TimeVal>, // no timeout: block until one is ready
-        )?;
+        // No timeout: block until one is ready. (Linux writes the time
+        // left into a timeout it is given, so a zero one is made anew.)
+        let mut zero = TimeVal::new(0, 0);
+        let timeout = self.zero_timeout.then_some(&mut zero);
+        let ready = select(self.nfds, Some(&mut readable), None, None, timeout)?;
         expect_one("select", ready as usize)
     }
     // ANCHOR_END: select_once
@@ -351,14 +381,24 @@ impl Bench<'_> {
     /// array is reused as it is).
     #[inline]
     fn poll_once(&mut self) -> io::Result<usize> {
-        let ready = poll(&mut self.pollfds, PollTimeout::NONE)?;
+        let timeout = if self.zero_timeout {
+            PollTimeout::ZERO
+        } else {
+            PollTimeout::NONE
+        };
+        let ready = poll(&mut self.pollfds, timeout)?;
         expect_one("poll", ready as usize)
     }
 
     /// One epoll_wait: the N registrations stay in the kernel.
     #[inline]
     fn epoll_wait_once(&mut self) -> io::Result<usize> {
-        let ready = self.epoll.wait(&mut self.events, EpollTimeout::NONE)?;
+        let timeout = if self.zero_timeout {
+            EpollTimeout::ZERO
+        } else {
+            EpollTimeout::NONE
+        };
+        let ready = self.epoll.wait(&mut self.events, timeout)?;
         expect_one("epoll_wait", ready)?;
         Ok(self.events[0].data() as usize)
     }
@@ -429,6 +469,8 @@ mod tests {
     const TINY: Settings = Settings {
         blocks: 1,
         block_ms: 0.1,
+        ready: Ready::Last,
+        zero_timeout: false,
     };
 
     #[test]
@@ -444,6 +486,7 @@ mod tests {
         let Outcome::Measured {
             wall,
             cpu,
+            wall_min,
             select_skipped,
         } = measure_size(3, &TINY).unwrap()
         else {
@@ -453,7 +496,22 @@ mod tests {
         for call in Call::ALL {
             assert!(wall.ns(call).is_some_and(|ns| ns > 0.0), "{call:?} wall");
             assert!(cpu.ns(call).is_some(), "{call:?} cpu");
+            assert!(wall_min.ns(call) <= wall.ns(call), "{call:?} min");
         }
+    }
+
+    #[test]
+    fn the_ready_descriptor_can_be_first_and_the_timeout_zero() {
+        let settings = Settings {
+            ready: Ready::First,
+            zero_timeout: true,
+            ..TINY
+        };
+        // measure_size checks that every call reports exactly the ready one.
+        assert!(matches!(
+            measure_size(4, &settings).unwrap(),
+            Outcome::Measured { .. }
+        ));
     }
 
     #[test]

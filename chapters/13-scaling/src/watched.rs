@@ -10,9 +10,10 @@
 //! socket (`SCM_RIGHTS`, unix(7)) and keeps it open until this process
 //! closes the control socket.
 //!
-//! The ready descriptor is the last one made (the highest number): one byte
-//! sits in its receive queue and is never read, so it stays readable and
-//! every wait returns at once with exactly that one (level-triggered).
+//! One descriptor is ready (by default the last one made, the highest
+//! number): one byte sits in its receive queue and is never read, so it
+//! stays readable and every wait returns at once with exactly that one
+//! (level-triggered).
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -109,21 +110,22 @@ fn keep_until_closed(control: RawFd) -> ! {
     unsafe { nix::libc::_exit(0) }
 }
 
-/// N watched sockets, the last one ready to read.
+/// N watched sockets, one of them ready to read.
 pub struct WatchedSet {
     /// The watched ends, in the order they were made (numbers ascending).
     pub watched: Vec<OwnedFd>,
+    ready: usize,
     /// Keeps every peer open; dropped after `watched`.
     _keeper: Keeper,
 }
 
 impl WatchedSet {
     /// Makes `n` socketpairs (n >= 1), keeps their peers in a [`Keeper`],
-    /// and writes one byte into the last pair, so exactly one watched socket
-    /// is readable. Each peer is handed over and closed before the next pair
+    /// and writes one byte into pair `ready` (< n), so exactly one watched
+    /// socket is readable. Each peer is handed over and closed before the next pair
     /// is made, so the watched ends get consecutive low numbers (the freed
     /// number is reused, see open(2)), as select needs.
-    pub fn new(n: usize) -> nix::Result<WatchedSet> {
+    pub fn new(n: usize, ready: usize) -> nix::Result<WatchedSet> {
         let keeper = Keeper::start()?;
         let mut watched = Vec::with_capacity(n);
         for i in 0..n {
@@ -133,7 +135,7 @@ impl WatchedSet {
                 None,
                 SockFlag::SOCK_CLOEXEC,
             )?;
-            if i + 1 == n {
+            if i == ready {
                 write(&peer, b"x")?;
             }
             keeper.keep(&peer)?;
@@ -142,13 +144,14 @@ impl WatchedSet {
         }
         Ok(WatchedSet {
             watched,
+            ready,
             _keeper: keeper,
         })
     }
 
     /// The index of the ready descriptor in [`WatchedSet::watched`].
     pub fn ready_index(&self) -> usize {
-        self.watched.len() - 1
+        self.ready
     }
 
     /// The highest descriptor number watched (select's `nfds` is one more).
@@ -168,8 +171,8 @@ mod tests {
     use std::os::fd::AsFd;
 
     #[test]
-    fn exactly_the_last_socket_is_ready_and_the_peers_stay_open() {
-        let set = WatchedSet::new(5).unwrap();
+    fn exactly_one_socket_is_ready_and_the_peers_stay_open() {
+        let set = WatchedSet::new(5, 4).unwrap();
         let mut fds: Vec<PollFd> = set
             .watched
             .iter()
@@ -183,6 +186,14 @@ mod tests {
             .collect();
         assert_eq!(shown, [set.ready_index()]);
         assert_eq!(fds[4].revents(), Some(PollFlags::POLLIN));
+        let first = WatchedSet::new(3, 0).unwrap();
+        let mut fds: Vec<PollFd> = first
+            .watched
+            .iter()
+            .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
+            .collect();
+        assert_eq!(poll(&mut fds, PollTimeout::ZERO).unwrap(), 1);
+        assert_eq!(fds[0].revents(), Some(PollFlags::POLLIN));
         // Consecutive numbers, for select.
         let numbers: Vec<RawFd> = set.watched.iter().map(|fd| fd.as_raw_fd()).collect();
         assert_eq!(set.highest(), *numbers.iter().max().unwrap());
