@@ -130,6 +130,8 @@ impl Default for Settings {
 
 /// What happened at one N.
 #[derive(Clone, Debug)]
+// One value per N, a handful per run: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Outcome {
     /// Measured with both clocks (the median block), and the fastest block
     /// by the wall clock; `select_skipped` says why select was not measured
