@@ -25,7 +25,7 @@ struct Cli {
 }
 
 /// A size N, or `max`: the largest multiple of 1,000 the open-file limit
-/// allows.
+/// allows, up to 20,000.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Size {
     N(usize),
@@ -81,7 +81,7 @@ enum Command {
     /// writes PREFIX.md (the table) and PREFIX.svg (the chart).
     Waitbench {
         /// The sizes N (a list); `max` is the largest multiple of 1,000 that
-        /// the open-file limit allows.
+        /// the open-file limit allows, up to 20,000 (ask for more by number).
         #[arg(long, value_delimiter = ',', default_value = "10,100,1000,10000,max")]
         sizes: Vec<Size>,
         /// Blocks per call and N (the result is their median).
@@ -210,7 +210,7 @@ fn print_commands() {
     println!();
     println!("Commands (benchmarks: build with --release):");
     println!(
-        "  waitbench  one select, poll, epoll_wait call with one of N ready, N = 10 to 19,000"
+        "  waitbench  one select, poll, epoll_wait call with one of N ready, N = 10 to 20,000"
     );
     println!("  dispatch   libevent's bench.c: tokens along N socketpairs, time per event");
     println!("  chart      draw a waitbench results file as an SVG");

@@ -153,10 +153,17 @@ pub fn descriptors_needed(n: usize) -> u64 {
     n as u64 + 32
 }
 
-/// The largest round N (a multiple of 1,000) that `limit` open descriptors
-/// allow, with room to spare: 19,000 for a limit of 20,000.
+/// The largest N `max` stands for: a run of the default sizes must stay
+/// short, and 20,000 socketpairs already hold tens of megabytes of kernel
+/// memory. Larger sizes can be asked for by number.
+pub const MAX_DEFAULT_SIZE: usize = 20_000;
+
+/// The largest round N (a multiple of 1,000, at most [`MAX_DEFAULT_SIZE`])
+/// that `limit` open descriptors allow, with room to spare: 19,000 for a
+/// limit of 20,000.
 pub fn largest_size(limit: u64) -> usize {
-    (limit.saturating_sub(64) / 1000 * 1000) as usize
+    let fits = (limit.saturating_sub(64) / 1000 * 1000) as usize;
+    fits.min(MAX_DEFAULT_SIZE)
 }
 
 /// Raises this process's soft `RLIMIT_NOFILE` to its hard limit (any
@@ -479,7 +486,7 @@ mod tests {
     fn sizes_fit_the_descriptor_limit() {
         assert_eq!(largest_size(20_000), 19_000);
         assert_eq!(largest_size(1024), 0);
-        assert_eq!(largest_size(65_536), 65_000);
+        assert_eq!(largest_size(1_048_576), 20_000, "capped");
         assert!(descriptors_needed(19_000) <= 20_000);
     }
 
