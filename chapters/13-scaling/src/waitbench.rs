@@ -474,6 +474,8 @@ impl Bench<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lab_kit::watchdog::within;
+    use std::time::Duration;
 
     const TINY: Settings = Settings {
         blocks: 1,
@@ -492,47 +494,65 @@ mod tests {
 
     #[test]
     fn a_tiny_size_measures_all_five_calls_with_both_clocks() {
-        let Outcome::Measured {
-            wall,
-            cpu,
-            wall_min,
-            select_skipped,
-        } = measure_size(3, &TINY).unwrap()
-        else {
-            panic!("N = 3 was skipped");
-        };
-        assert_eq!(select_skipped, None);
-        for call in Call::ALL {
-            assert!(wall.ns(call).is_some_and(|ns| ns > 0.0), "{call:?} wall");
-            assert!(cpu.ns(call).is_some(), "{call:?} cpu");
-            assert!(wall_min.ns(call) <= wall.ns(call), "{call:?} min");
-        }
+        within(
+            Duration::from_secs(30),
+            "measuring N = 3 (a keeper process holds the peers)",
+            || {
+                let Outcome::Measured {
+                    wall,
+                    cpu,
+                    wall_min,
+                    select_skipped,
+                } = measure_size(3, &TINY).unwrap()
+                else {
+                    panic!("N = 3 was skipped");
+                };
+                assert_eq!(select_skipped, None);
+                for call in Call::ALL {
+                    assert!(wall.ns(call).is_some_and(|ns| ns > 0.0), "{call:?} wall");
+                    assert!(cpu.ns(call).is_some(), "{call:?} cpu");
+                    assert!(wall_min.ns(call) <= wall.ns(call), "{call:?} min");
+                }
+            },
+        );
     }
 
     #[test]
     fn the_ready_descriptor_can_be_first_and_the_timeout_zero() {
-        let settings = Settings {
-            ready: Ready::First,
-            zero_timeout: true,
-            ..TINY
-        };
-        // measure_size checks that every call reports exactly the ready one.
-        assert!(matches!(
-            measure_size(4, &settings).unwrap(),
-            Outcome::Measured { .. }
-        ));
+        within(
+            Duration::from_secs(30),
+            "measuring N = 4 with the ready socket first",
+            || {
+                let settings = Settings {
+                    ready: Ready::First,
+                    zero_timeout: true,
+                    ..TINY
+                };
+                // measure_size checks that every call reports exactly the ready one.
+                assert!(matches!(
+                    measure_size(4, &settings).unwrap(),
+                    Outcome::Measured { .. }
+                ));
+            },
+        );
     }
 
     #[test]
     fn a_size_above_the_limit_is_skipped_and_says_why() {
-        let outcomes = run(&[2, 5000], &TINY, 1000, |_| {}).unwrap();
-        assert!(matches!(outcomes[0], Outcome::Measured { .. }));
-        match &outcomes[1] {
-            Outcome::Skipped { n: 5000, why } => {
-                assert!(why.contains("RLIMIT_NOFILE is 1000"), "{why}")
-            }
-            other => panic!("N = 5000 with a limit of 1000: {other:?}"),
-        }
+        within(
+            Duration::from_secs(30),
+            "measuring N = 2 and skipping N = 5000",
+            || {
+                let outcomes = run(&[2, 5000], &TINY, 1000, |_| {}).unwrap();
+                assert!(matches!(outcomes[0], Outcome::Measured { .. }));
+                match &outcomes[1] {
+                    Outcome::Skipped { n: 5000, why } => {
+                        assert!(why.contains("RLIMIT_NOFILE is 1000"), "{why}")
+                    }
+                    other => panic!("N = 5000 with a limit of 1000: {other:?}"),
+                }
+            },
+        );
     }
 
     #[test]

@@ -43,12 +43,14 @@ impl Keeper {
             None,
             SockFlag::SOCK_CLOEXEC,
         )?;
-        // SAFETY: the child only makes system calls (close, recvmsg, _exit)
-        // and touches no lock or allocator, so it is safe even if another
-        // thread of this process (a test harness) held one at the fork.
+        // SAFETY: the child only makes system calls (close, close_range,
+        // recvmsg, _exit) and touches no lock or allocator, so it is safe
+        // even if another thread of this process (a test harness) held one
+        // at the fork.
         match unsafe { fork() }? {
             ForkResult::Child => {
                 drop(ours);
+                close_all_but(theirs.as_raw_fd());
                 keep_until_closed(theirs.as_raw_fd())
             }
             ForkResult::Parent { child } => {
@@ -83,6 +85,28 @@ impl Drop for Keeper {
     fn drop(&mut self) {
         drop(self.control.take());
         let _ = waitpid(self.pid, None);
+    }
+}
+
+/// In the freshly forked keeper: closes every inherited descriptor but
+/// `control` (and 0-2). A fork copies the whole descriptor table, including
+/// whatever another thread had open at that moment, for example another
+/// keeper's control socket (two tests running at once). A keeper holding
+/// another's control end would keep that keeper from ever seeing end of
+/// file, and each parent would wait for its keeper forever.
+/// close_range(2) (Linux 5.9) closes a range in one system call.
+fn close_all_but(control: RawFd) {
+    let control = control as nix::libc::c_uint;
+    // SAFETY: plain system calls on descriptor numbers; nothing else in
+    // this process uses them any more.
+    unsafe {
+        nix::libc::syscall(nix::libc::SYS_close_range, 3, control - 1, 0);
+        nix::libc::syscall(
+            nix::libc::SYS_close_range,
+            control + 1,
+            nix::libc::c_uint::MAX,
+            0,
+        );
     }
 }
 
@@ -167,11 +191,39 @@ impl WatchedSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lab_kit::watchdog::within;
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use std::os::fd::AsFd;
+    use std::time::Duration;
+
+    /// Two sets (two keepers) alive at once, the first made dropped first:
+    /// the order in which keepers used to wait for each other forever when
+    /// the second one inherited the first's control socket (two tests
+    /// running at once did exactly this).
+    #[test]
+    fn two_keepers_at_once_both_end() {
+        within(
+            Duration::from_secs(10),
+            "two WatchedSets made one after the other, then dropped in that order",
+            || {
+                let first = WatchedSet::new(2, 0).unwrap();
+                let second = WatchedSet::new(2, 1).unwrap();
+                drop(first);
+                drop(second);
+            },
+        );
+    }
 
     #[test]
     fn exactly_one_socket_is_ready_and_the_peers_stay_open() {
+        within(
+            Duration::from_secs(10),
+            "two WatchedSets made and dropped",
+            exactly_one_ready,
+        );
+    }
+
+    fn exactly_one_ready() {
         let set = WatchedSet::new(5, 4).unwrap();
         let mut fds: Vec<PollFd> = set
             .watched
