@@ -444,26 +444,6 @@ fn select_a_paused_client_that_half_closes_does_not_make_the_server_spin() {
     );
 }
 
-/// Lowers the server's limit on open descriptors (RLIMIT_NOFILE, soft and
-/// hard) to `limit`, from outside, as `prlimit --nofile=N --pid PID` does.
-fn set_fd_limit(server: &ServerProcess, limit: u64) {
-    let new = nix::libc::rlimit {
-        rlim_cur: limit,
-        rlim_max: limit,
-    };
-    // SAFETY: prlimit reads one rlimit struct from a valid pointer and, with
-    // a null old-limit pointer, writes nothing. nix has no prlimit wrapper.
-    let rc = unsafe {
-        nix::libc::prlimit(
-            server.pid() as nix::libc::pid_t,
-            nix::libc::RLIMIT_NOFILE,
-            &new,
-            std::ptr::null_mut(),
-        )
-    };
-    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
-}
-
 /// One echo of `message` on `client`, under the watchdog.
 fn echo_once(client: &TcpStream, message: &'static [u8]) {
     let client = client.try_clone().unwrap();
@@ -493,7 +473,7 @@ fn out_of_descriptors_the_server_neither_spins_nor_stops(backend: &str) {
         .filter_map(|d| d.split(' ').next()?.parse().ok())
         .collect();
     let second_free = (3..).filter(|n| !open.contains(n)).nth(1).unwrap();
-    set_fd_limit(&server, second_free + 1);
+    server.set_fd_limit(second_free + 1);
 
     let mut clients = Vec::new();
     loop {

@@ -28,26 +28,6 @@ fn binary() -> &'static Path {
     Path::new(assert_cmd::cargo::cargo_bin!("ch10-fd-lifetimes"))
 }
 
-/// Lowers the server's limit on open descriptors (RLIMIT_NOFILE, soft and
-/// hard) to `limit`, from outside, as `prlimit --nofile=N --pid PID` does.
-fn set_fd_limit(server: &ServerProcess, limit: u64) {
-    let new = nix::libc::rlimit {
-        rlim_cur: limit,
-        rlim_max: limit,
-    };
-    // SAFETY: prlimit reads one rlimit struct from a valid pointer and, with
-    // a null old-limit pointer, writes nothing. nix has no prlimit wrapper.
-    let rc = unsafe {
-        nix::libc::prlimit(
-            server.pid() as nix::libc::pid_t,
-            nix::libc::RLIMIT_NOFILE,
-            &new,
-            std::ptr::null_mut(),
-        )
-    };
-    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
-}
-
 /// The server's wake-up count, from its `stats:` line (SIGUSR1).
 fn wakeups(server: &mut ServerProcess) -> u64 {
     let line = server.signal_for_line(Signal::SIGUSR1, "stats:");
@@ -97,7 +77,7 @@ fn saturated_server() {
         .filter_map(|d| d.split(' ').next()?.parse().ok())
         .collect();
     let second_free = (3..).filter(|n| !open.contains(n)).nth(1).unwrap();
-    set_fd_limit(&server, second_free + 1);
+    server.set_fd_limit(second_free + 1);
 
     let mut kept = vec![connect_kept(&mut server, 1), connect_kept(&mut server, 2)];
     for client in &mut kept {

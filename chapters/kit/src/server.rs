@@ -75,6 +75,29 @@ impl ServerProcess {
         }
     }
 
+    /// Lowers the server's limit on open descriptors (RLIMIT_NOFILE, soft
+    /// and hard) to `limit`, from outside, as `prlimit --nofile=N --pid PID`
+    /// does: the way to put a running server under descriptor pressure
+    /// without touching the test process's own limit.
+    pub fn set_fd_limit(&self, limit: u64) {
+        let new = nix::libc::rlimit {
+            rlim_cur: limit,
+            rlim_max: limit,
+        };
+        // SAFETY: prlimit reads one rlimit struct from a valid pointer and,
+        // with a null old-limit pointer, writes nothing. nix has no prlimit
+        // wrapper.
+        let rc = unsafe {
+            nix::libc::prlimit(
+                self.pid() as nix::libc::pid_t,
+                nix::libc::RLIMIT_NOFILE,
+                &new,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    }
+
     /// The server's process id (for `/proc/PID/...`).
     pub fn pid(&self) -> u32 {
         self.child.id()
