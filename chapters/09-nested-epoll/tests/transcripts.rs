@@ -3,8 +3,6 @@
 //! the binary prints. `matrix` is also run for one case with its flags, and
 //! its table is checked against the kernel's own selftest.
 
-use std::process::Command;
-
 const PACKAGE: &str = "ch09-nested-epoll";
 
 /// The one kernel-version-dependent answer in this chapter. Since
@@ -44,7 +42,10 @@ fn listing_and_every_scenario() {
         insta::assert_snapshot!(name, transcript);
     }
     let args = ["matrix", "--outer", "edge", "--inner", "level"];
-    let output = Command::new(binary).args(args).output().unwrap();
+    let output = lab_kit::transcript::scenario_command(binary)
+        .args(args)
+        .output()
+        .unwrap();
     insta::assert_snapshot!(
         "matrix--outer-edge--inner-level",
         lab_kit::transcript::render(PACKAGE, &args, &output)
@@ -88,7 +89,10 @@ const SELFTEST: [(&str, &str); 4] = [
 #[test]
 fn the_matrix_agrees_with_the_kernel_selftest() {
     let binary = assert_cmd::cargo::cargo_bin!("ch09-nested-epoll");
-    let output = Command::new(binary).arg("matrix").output().unwrap();
+    let output = lab_kit::transcript::scenario_command(binary)
+        .arg("matrix")
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     for (case, expected) in SELFTEST {
         let line = stdout

@@ -78,6 +78,38 @@ pub fn render(package: &str, args: &[&str], output: &Output) -> String {
     text
 }
 
+/// A command that runs a scenario binary with only stdin, stdout and
+/// stderr open, as a fresh shell starts it. Whatever else the test process
+/// inherited (a CI runner or a terminal multiplexer may leave descriptors
+/// such as 10 or 255 open without close-on-exec) is closed at exec, so the
+/// numbers the scenario's descriptors get, which some transcripts show as
+/// `base+N`, are the same on every machine.
+pub fn scenario_command(binary: &Path) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(binary);
+    // SAFETY: the closure makes one system call (close_range(2), Linux
+    // 5.11 for CLOSE_RANGE_CLOEXEC) between fork and exec: async-signal-safe,
+    // no allocation, no lock. Marking the descriptors close-on-exec rather
+    // than closing them keeps the standard library's own exec-error pipe
+    // working until the exec.
+    unsafe {
+        command.pre_exec(|| {
+            let rc = nix::libc::syscall(
+                nix::libc::SYS_close_range,
+                3,
+                nix::libc::c_uint::MAX,
+                nix::libc::CLOSE_RANGE_CLOEXEC,
+            );
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    command
+}
+
 /// Runs `binary` the way a chapter's `tests/transcripts.rs` needs it: with
 /// no arguments (the listing), then every listed scenario, and a scenario
 /// that has a `--mode` flag once per mode its `--help` lists. Returns
@@ -86,7 +118,7 @@ pub fn render(package: &str, args: &[&str], output: &Output) -> String {
 /// must be called from the test's own file to find its snapshot folder.
 pub fn all_transcripts(package: &str, binary: &Path) -> Vec<(String, String)> {
     let run = |args: &[&str]| -> Output {
-        Command::new(binary)
+        scenario_command(binary)
             .args(args)
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()))
